@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from urllib.parse import urlsplit, urlunsplit
+
+from trax.domain.base import Entity
+
+
+class DestinationStatus(StrEnum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    LIVE = "live"
+    ERROR = "error"
+
+
+KNOWN_PLATFORMS = ("youtube", "twitch", "facebook", "custom_rtmp")
+
+
+@dataclass(kw_only=True, slots=True)
+class Destination(Entity):
+    KIND = "destination"
+    PREFIX = "dst"
+
+    studio_id: str
+    name: str
+    platform: str
+    connection_id: str | None = None
+    enabled: bool = True
+    status: DestinationStatus = DestinationStatus.IDLE
+    error: str | None = None
+    rtmp_url: str | None = None
+    # Write-only: kept to push to the platform, never returned or shown.
+    stream_key: str | None = field(default=None, repr=False)
+
+    @property
+    def parent_id(self) -> str | None:
+        return self.studio_id
+
+    @property
+    def stream_key_hint(self) -> str | None:
+        return self.stream_key[-4:] if self.stream_key else None
+
+    @property
+    def public_rtmp_url(self) -> str | None:
+        return strip_userinfo(self.rtmp_url) if self.rtmp_url else None
+
+
+def strip_userinfo(url: str) -> str:
+    parts = urlsplit(url)
+    if "@" not in parts.netloc:
+        return url
+    host = parts.netloc.rsplit("@", 1)[1]
+    return urlunsplit((parts.scheme, host, parts.path, parts.query, parts.fragment))

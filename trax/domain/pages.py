@@ -1,0 +1,69 @@
+"""Keyset pages and their opaque, tamper-evident cursors (api-v1.md §4)."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+from trax.domain.errors import InvalidRequest
+
+T = TypeVar("T")
+
+DEFAULT_LIMIT = 50
+MAX_LIMIT = 200
+_MAC_LEN = 12
+
+
+@dataclass(frozen=True, slots=True)
+class Page(Generic[T]):
+    data: list[T]
+    next_cursor: str | None = None
+
+
+def clamp_limit(limit: int | None) -> int:
+    if limit is None:
+        return DEFAULT_LIMIT
+    if limit < 1:
+        raise InvalidRequest("limit must be at least 1.", param="limit")
+    return min(limit, MAX_LIMIT)
+
+
+class CursorCodec:
+    """Encodes ``(list scope, last id)`` as base64url with a truncated HMAC.
+
+    The scope (e.g. ``studio`` or ``source:studio_...``) stops a cursor taken
+    from one list being replayed on another.
+    """
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def _mac(self, payload: bytes) -> bytes:
+        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_LEN]
+
+    def encode(self, scope: str, last_id: str) -> str:
+        payload = f"{scope}\x00{last_id}".encode()
+        return base64.urlsafe_b64encode(self._mac(payload) + payload).rstrip(b"=").decode("ascii")
+
+    def decode(self, scope: str, cursor: str | None) -> str | None:
+        """The last id the cursor stands for; ``None`` for an absent or empty cursor."""
+        if not cursor:
+            return None
+        bad = InvalidRequest("cursor is malformed or was not issued for this list.", param="cursor")
+        if len(cursor) > 512:
+            raise bad
+        try:
+            raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        except (binascii.Error, ValueError):
+            raise bad from None
+        mac, payload = raw[:_MAC_LEN], raw[_MAC_LEN:]
+        if len(mac) != _MAC_LEN or not hmac.compare_digest(mac, self._mac(payload)):
+            raise bad
+        got_scope, _, last_id = payload.decode("utf-8", "replace").partition("\x00")
+        if got_scope != scope or not last_id:
+            raise bad
+        return last_id

@@ -1,0 +1,209 @@
+"""The typed async interfaces plugins implement.
+
+Pluggy hooks only *register* backends (see :mod:`trax.hookspecs`); every
+per-request call goes through one of these Protocols, so the hot path is a
+plain awaited method call.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
+
+from trax.domain.base import Entity
+from trax.domain.events import Event
+
+if TYPE_CHECKING:
+    from trax.domain.chat import ChatMessage
+    from trax.domain.connections import Connection
+
+E = TypeVar("E", bound=Entity)
+
+
+# --- storage -------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Insert:
+    entity: Entity
+
+
+@dataclass(frozen=True, slots=True)
+class Update:
+    """Replace a stored entity. ``expect_updated_at`` makes it a compare-and-set."""
+
+    entity: Entity
+    expect_updated_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    kind: type[Entity]
+    account_id: str
+    id: str
+
+
+Write = Insert | Update | Delete
+
+
+@runtime_checkable
+class Storage(Protocol):
+    """Durable home of every entity, scoped by account.
+
+    Rules every backend keeps (checked by :mod:`trax.testing.storage`):
+
+    * ``get``/``list``/``delete`` never see another account's entities.
+    * ``list`` returns entities of one kind (and optionally one parent) with
+      ``id > after`` in ascending id order, at most ``limit`` of them.
+    * ``apply`` performs all its writes or none; a duplicate id or a
+      duplicate ``unique_keys()`` value raises :class:`~trax.domain.errors.Conflict`;
+      an ``Update``/``Delete`` of a missing entity raises
+      :class:`~trax.domain.errors.NotFound`; an ``Update`` whose
+      ``expect_updated_at`` does not match raises ``Conflict``.
+    * An acknowledged ``apply`` survives a crash of the process.
+    * A backing service that is down raises :class:`~trax.domain.errors.Unavailable`.
+    """
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def ping(self) -> None:
+        """Raise ``Unavailable`` when the backend cannot serve."""
+
+    async def get(self, kind: type[E], account_id: str, id: str) -> E | None: ...
+
+    async def list(
+        self,
+        kind: type[E],
+        account_id: str,
+        *,
+        parent_id: str | None = None,
+        after: str | None = None,
+        limit: int = 50,
+    ) -> list[E]: ...
+
+    async def find_unique(self, kind: type[E], index: str, value: str) -> E | None:
+        """The entity holding ``value`` in unique index ``index``, any account."""
+
+    async def apply(self, writes: Sequence[Write]) -> None: ...
+
+    async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
+        """Record API keys' ``last_used_at`` in bulk (key id → time), best effort."""
+
+
+# --- rate limits ---------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    allowed: bool
+    limit: int
+    remaining: int
+    reset_after: float
+    """Seconds until the bucket is full again."""
+    retry_after: float
+    """Seconds until one token is available (0 when allowed)."""
+
+
+@runtime_checkable
+class RateLimiter(Protocol):
+    """A token bucket per key: ``capacity`` tokens, refilled at ``refill_per_second``."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def acquire(self, key: str, *, capacity: int, refill_per_second: float, cost: int = 1) -> Decision: ...
+
+
+# --- blobs ---------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    key: str
+    size: int
+    sha256: str
+
+
+@runtime_checkable
+class BlobStore(Protocol):
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def put(self, key: str, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
+        """Store the stream under ``key`` and return its size and sha256.
+
+        Raises ``PayloadTooLarge`` (and stores nothing) past ``max_bytes``.
+        """
+
+    def open_read(self, key: str) -> AsyncIterator[bytes]: ...
+
+    async def delete(self, key: str) -> None: ...
+
+    async def exists(self, key: str) -> bool: ...
+
+
+# --- platforms -----------------------------------------------------------
+
+
+@runtime_checkable
+class Platform(Protocol):
+    """A streaming platform (YouTube, Twitch, ...) that destinations and chat go to."""
+
+    name: str
+
+    async def send_chat(self, connection: Connection, message: ChatMessage) -> None: ...
+
+
+# --- events --------------------------------------------------------------
+
+EventHandler = Callable[[Event], Awaitable[None]]
+
+
+@runtime_checkable
+class EventBus(Protocol):
+    """Delivers domain events to every subscriber (in every process, for shared buses)."""
+
+    async def open(self) -> None: ...
+
+    async def close(self) -> None: ...
+
+    async def publish(self, event: Event) -> None: ...
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        """Register ``handler``; returns a function that unsubscribes it."""
+
+
+# --- ingest transports ---------------------------------------------------
+
+
+@runtime_checkable
+class Transport(Protocol):
+    """A media listener (SRT, RTMP, WHIP, ...) started with the server."""
+
+    name: str
+
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+# --- authentication chain --------------------------------------------------
+
+
+@runtime_checkable
+class Authenticator(Protocol):
+    """One link of the authentication chain.
+
+    Returns ``None`` when the credential is not its kind (the next link is
+    tried), a principal when valid, or raises ``Unauthorized``.
+    """
+
+    name: str
+
+    async def authenticate(self, credential: str) -> Any: ...

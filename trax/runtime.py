@@ -1,0 +1,198 @@
+"""Settings + plugins + backends: the object everything in one process shares.
+
+``Runtime.build`` picks and validates every backend (nothing is opened, so
+``trax check`` can use it); ``start``/``stop`` open and close them in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+from collections.abc import Iterable
+from typing import Any
+
+import pluggy
+from pydantic import BaseModel
+
+from trax.domain.events import Event
+from trax.domain.ids import IdGenerator
+from trax.domain.pages import CursorCodec
+from trax.interfaces import Authenticator, BlobStore, EventBus, Platform, RateLimiter, Storage, Transport
+from trax.plugin_manager import Registry, collect_registry, make_plugin_manager
+from trax.secrets_store import load_server_key
+from trax.services import MediaPolicy, ServiceDeps, Services
+from trax.settings import ConfigError, Settings, load_settings, validate_options
+
+log = logging.getLogger(__name__)
+
+
+class Runtime:
+    """One deployment in one process. Build several side by side in tests and notebooks."""
+
+    settings: Settings
+    pm: pluggy.PluginManager
+    registry: Registry
+    storage: Storage
+    limiter: RateLimiter
+    limiter_options: BaseModel
+    blobs: BlobStore
+    bus: EventBus
+    platforms: dict[str, Platform]
+    authenticators: list[Authenticator]
+    transports: dict[str, Transport]
+    services: Services
+
+    def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None) -> None:
+        self.settings = settings
+        self.pm = pm if pm is not None else make_plugin_manager(settings)
+        self.started = False
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._unsubscribe: list[Any] = []
+        self.pm.hook.trax_configure(settings=settings)
+        self.registry = collect_registry(self.pm)
+        self._build()
+
+    @classmethod
+    def from_file(cls, path: str, **overrides: Any) -> Runtime:
+        return cls(load_settings(path, **overrides))
+
+    def __repr__(self) -> str:
+        return f"<Runtime storage={self.settings.storage.backend} started={self.started}>"
+
+    # --- build (no I/O besides reading the server secret) ------------------
+
+    def _backend(self, category: str, name: str, options: dict[str, Any], where: str) -> Any:
+        backend = self.registry.get(category, name, f"{where}.backend")
+        opts = validate_options(backend.options, options, f"{where}.options")
+        return backend.factory(opts, self), opts
+
+    def _build(self) -> None:
+        s = self.settings
+        self.storage, _ = self._backend("storage", s.storage.backend, s.storage.options, "storage")
+        self.limiter, self.limiter_options = self._backend("rate_limiters", s.limits.backend, s.limits.options, "limits")
+        for attr in ("capacity", "refill_per_second"):
+            if not hasattr(self.limiter_options, attr):
+                raise ConfigError(f"limits.options: the {s.limits.backend!r} limiter does not declare {attr!r}")
+        self.blobs, _ = self._backend("blob_stores", s.blobs.backend, s.blobs.options, "blobs")
+        self.bus, _ = self._backend("event_buses", s.events.backend, s.events.options, "events")
+        self.platforms = {}
+        for name, options in s.platforms.items():
+            self.platforms[name], _ = self._backend("platforms", name, options or {}, f"platforms.{name}")
+        auths = sorted(self.registry.categories.get("authenticators", {}).values(), key=lambda b: (b.order, b.name))
+        self.authenticators = [b.factory(validate_options(b.options, {}, f"authenticators.{b.name}"), self) for b in auths]
+        server_key = load_server_key(s.security)
+        self.deps = ServiceDeps(
+            storage=self.storage,
+            bus=self.bus,
+            blobs=self.blobs,
+            ids=IdGenerator(),
+            server_key=server_key,
+            cursors=CursorCodec(server_key),
+            platforms=self.platforms,
+            media=MediaPolicy(
+                max_upload_bytes=s.media.max_upload_bytes,
+                allowed_content_types=tuple(s.media.allowed_content_types),
+                upload_ttl_seconds=s.media.upload_ttl_seconds,
+            ),
+        )
+        self.services = Services(self.deps)
+        self.transports = {}
+        extra = s.ingest.model_extra or {}
+        for name, backend in self.registry.categories.get("transports", {}).items():
+            options = dict(extra.get(name) or {})
+            if not options.pop("enabled", False):
+                continue
+            self.transports[name], _ = self._backend("transports", name, options, f"ingest.{name}")
+        unknown = sorted(set(extra) - set(self.registry.categories.get("transports", {})))
+        if unknown:
+            known = ", ".join(self.registry.names("transports")) or "(none)"
+            raise ConfigError(f"ingest.{unknown[0]}: unknown transport; known: {known}")
+
+    # --- lifecycle ------------------------------------------------------------
+
+    async def _call_all(self, hook: Any, **kwargs: Any) -> None:
+        for result in hook(**kwargs):
+            if inspect.isawaitable(result):
+                await result
+
+    async def _on_event(self, event: Event) -> None:
+        try:
+            await self._call_all(self.pm.hook.trax_event, event=event, runtime=self)
+        except Exception:
+            log.exception("a plugin's trax_event failed for %s", event.type)
+
+    async def start(self, *, transports: bool = False) -> Runtime:
+        """Open every backend, run ``trax_startup``; with ``transports=True`` start ingest listeners too."""
+        if self.started:
+            return self
+        opened: list[Any] = []
+        try:
+            for backend in (self.storage, self.limiter, self.blobs, self.bus):
+                await backend.open()
+                opened.append(backend)
+            self._unsubscribe.append(self.bus.subscribe(self._on_event))
+            self._tasks.append(asyncio.create_task(self.services.keys.run_usage_flusher(), name="trax-key-usage"))
+            await self._call_all(self.pm.hook.trax_startup, runtime=self)
+            self.started = True
+            if transports:
+                await self.start_transports()
+        except BaseException:
+            await self._shutdown(opened)
+            raise
+        return self
+
+    async def start_transports(self) -> None:
+        for name, transport in self.transports.items():
+            log.info("starting %s ingest", name)
+            await transport.start()
+
+    async def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        for transport in reversed(list(self.transports.values())):
+            with contextlib.suppress(Exception):
+                await transport.stop()
+        try:
+            await self._call_all(self.pm.hook.trax_shutdown, runtime=self)
+        except Exception:
+            log.exception("a plugin's trax_shutdown failed")
+        await self._shutdown([self.storage, self.limiter, self.blobs, self.bus])
+
+    async def _shutdown(self, opened: Iterable[Any]) -> None:
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks.clear()
+        for unsub in self._unsubscribe:
+            unsub()
+        self._unsubscribe.clear()
+        for backend in reversed(list(opened)):
+            try:
+                await backend.close()
+            except Exception:
+                log.exception("closing %r failed", backend)
+
+    async def __aenter__(self) -> Runtime:
+        return await self.start()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    def describe(self) -> dict[str, Any]:
+        """The chosen plugins, for ``trax check``."""
+        s = self.settings
+        return {
+            "storage": s.storage.backend,
+            "limits": s.limits.backend,
+            "blobs": s.blobs.backend,
+            "events": s.events.backend,
+            "platforms": sorted(self.platforms),
+            "transports": sorted(self.transports),
+            "authenticators": [a.name for a in self.authenticators],
+            "writeEnabled": s.public_api.write_enabled,
+        }

@@ -1,0 +1,42 @@
+"""The server secret: from settings, or a key file created on first start."""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+
+from trax.settings import ConfigError, SecuritySettings
+
+MIN_SECRET_BYTES = 32
+
+
+def load_server_key(security: SecuritySettings) -> bytes:
+    if security.secret_key is not None:
+        key = security.secret_key.get_secret_value().encode()
+        if len(key) < MIN_SECRET_BYTES:
+            raise ConfigError(f"security.secret_key: must be at least {MIN_SECRET_BYTES} characters")
+        return key
+    return _key_file(security.secret_key_file)
+
+
+def _key_file(path: Path) -> bytes:
+    try:
+        data = path.read_bytes().strip()
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fresh = secrets.token_urlsafe(48).encode()
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:  # another process won the race: use theirs
+            return _key_file(path)
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(fresh + b"\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+        return fresh
+    except OSError as exc:
+        raise ConfigError(f"security.secret_key_file: cannot read {path}: {exc.strerror}") from None
+    if len(data) < MIN_SECRET_BYTES:
+        raise ConfigError(f"security.secret_key_file: {path} holds fewer than {MIN_SECRET_BYTES} bytes")
+    return data

@@ -1,0 +1,53 @@
+"""What the use cases need from the outside world, gathered once by the runtime."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from trax.domain.base import utcnow
+from trax.domain.events import Event
+from trax.domain.ids import IdGenerator
+from trax.domain.pages import CursorCodec
+from trax.interfaces import BlobStore, EventBus, Platform, Storage
+
+
+@dataclass(frozen=True, slots=True)
+class MediaPolicy:
+    max_upload_bytes: int = 5 * 1024**3
+    allowed_content_types: tuple[str, ...] = (
+        "video/mp4",
+        "video/webm",
+        "video/quicktime",
+        "audio/mpeg",
+        "audio/aac",
+        "audio/ogg",
+        "audio/wav",
+        "image/png",
+        "image/jpeg",
+        "application/octet-stream",
+    )
+    upload_ttl_seconds: int = 3600
+
+
+@dataclass(slots=True)
+class ServiceDeps:
+    storage: Storage
+    bus: EventBus
+    blobs: BlobStore
+    ids: IdGenerator
+    server_key: bytes = field(repr=False)
+    cursors: CursorCodec = field(repr=False)
+    platforms: Mapping[str, Platform] = field(default_factory=dict)
+    media: MediaPolicy = field(default_factory=MediaPolicy)
+
+    def now(self) -> datetime:
+        return utcnow()
+
+    def new_id(self, prefix: str) -> str:
+        return self.ids.new(prefix)
+
+    async def emit(self, type_: str, account_id: str, **data: object) -> None:
+        event = Event(id=self.new_id("evt"), type=type_, account_id=account_id, occurred_at=self.now(), data=dict(data))
+        await self.bus.publish(event)

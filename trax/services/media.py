@@ -1,0 +1,131 @@
+"""Media assets and their uploads: initiate, receive the bytes, check them, mark ready."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import re
+import secrets
+from collections.abc import AsyncIterator
+from dataclasses import replace
+from datetime import timedelta
+
+from trax.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
+from trax.domain.media import AssetStatus, MediaAsset, Upload
+from trax.domain.pages import Page
+from trax.interfaces import Delete, Insert, Update
+from trax.services import validation
+from trax.services.deps import ServiceDeps
+from trax.services.paging import keyset_page
+from trax.services.principal import Principal
+
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+
+def _token_hash(token: str, server_key: bytes) -> str:
+    return hmac.new(server_key, b"upload:" + token.encode(), hashlib.sha256).hexdigest()
+
+
+class MediaService:
+    def __init__(self, deps: ServiceDeps) -> None:
+        self._d = deps
+
+    async def list(self, actor: Principal, *, limit: int | None = None, cursor: str | None = None) -> Page[MediaAsset]:
+        actor.require("media:read")
+        return await keyset_page(self._d, MediaAsset, actor.account_id, limit=limit, cursor=cursor)
+
+    async def get(self, actor: Principal, asset_id: str) -> MediaAsset:
+        actor.require("media:read")
+        asset = await self._d.storage.get(MediaAsset, actor.account_id, asset_id)
+        if asset is None:
+            raise NotFound("No such media asset.")
+        return asset
+
+    async def delete(self, actor: Principal, asset_id: str) -> None:
+        actor.require("media:write")
+        asset = await self._d.storage.get(MediaAsset, actor.account_id, asset_id)
+        if asset is None:
+            raise NotFound("No such media asset.")
+        await self._d.storage.apply([Delete(MediaAsset, actor.account_id, asset.id)])
+        if asset.blob_key:
+            await self._d.blobs.delete(asset.blob_key)
+
+    async def initiate_upload(
+        self,
+        actor: Principal,
+        *,
+        name: str,
+        content_type: str,
+        size_bytes: int,
+        sha256: str | None = None,
+    ) -> tuple[Upload, MediaAsset, str]:
+        """A pending asset and an upload; the returned token goes into the signed URL only."""
+        actor.require("media:write")
+        policy = self._d.media
+        name = validation.text(name, "name", max_len=255)
+        if content_type not in policy.allowed_content_types:
+            raise InvalidRequest(
+                "contentType is not allowed; allowed: " + ", ".join(policy.allowed_content_types) + ".",
+                param="contentType",
+            )
+        if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 1:
+            raise InvalidRequest("sizeBytes must be a positive integer.", param="sizeBytes")
+        if size_bytes > policy.max_upload_bytes:
+            raise PayloadTooLarge(f"sizeBytes exceeds the limit of {policy.max_upload_bytes} bytes.")
+        if sha256 is not None and not _SHA256.match(sha256):
+            raise InvalidRequest("sha256 must be 64 lowercase hex characters.", param="sha256")
+        now = self._d.now()
+        asset = MediaAsset(
+            id=self._d.new_id("asset"),
+            account_id=actor.account_id,
+            created_at=now,
+            updated_at=now,
+            name=name,
+            content_type=content_type,
+            size_bytes=size_bytes,
+            sha256=sha256,
+        )
+        token = secrets.token_urlsafe(32)
+        upload = Upload(
+            id=self._d.new_id("upl"),
+            account_id=actor.account_id,
+            created_at=now,
+            updated_at=now,
+            asset_id=asset.id,
+            expires_at=now + timedelta(seconds=policy.upload_ttl_seconds),
+            max_bytes=size_bytes,
+            token_hash=_token_hash(token, self._d.server_key),
+        )
+        await self._d.storage.apply([Insert(asset), Insert(upload)])
+        return upload, asset, token
+
+    async def receive_upload(self, upload_id: str, token: str, chunks: AsyncIterator[bytes]) -> MediaAsset:
+        """Store the bytes sent to a signed upload URL; the asset turns ``ready`` if size and sha256 match."""
+        upload = await self._d.storage.find_unique(Upload, "upload.token", _token_hash(token, self._d.server_key))
+        if upload is None or upload.id != upload_id:
+            raise Unauthorized("The upload URL is invalid.")
+        now = self._d.now()
+        if upload.expires_at <= now:
+            raise Unauthorized("The upload URL has expired.")
+        if upload.completed_at is not None:
+            raise Conflict("This upload is already complete.")
+        asset = await self._d.storage.get(MediaAsset, upload.account_id, upload.asset_id)
+        if asset is None:
+            raise NotFound("The asset of this upload was deleted.")
+        blob_key = f"{asset.account_id}/{asset.id}"
+        stored = await self._d.blobs.put(blob_key, chunks, max_bytes=upload.max_bytes)
+        problem = None
+        if stored.size != asset.size_bytes:
+            problem = f"Received {stored.size} bytes; the upload announced {asset.size_bytes}."
+        elif asset.sha256 and stored.sha256 != asset.sha256:
+            problem = "The bytes do not match the announced sha256."
+        if problem:
+            await self._d.blobs.delete(blob_key)  # the client may try again until the URL expires
+            raise InvalidRequest(problem, param="body")
+        done = replace(
+            asset, status=AssetStatus.READY, sha256=stored.sha256, blob_key=blob_key, updated_at=self._d.now()
+        )
+        await self._d.storage.apply(
+            [Update(done), Update(replace(upload, completed_at=now, updated_at=now), expect_updated_at=upload.updated_at)]
+        )
+        return done

@@ -1,0 +1,208 @@
+"""The deployment file's model: YAML, overridden by ``TRAX_*`` environment variables.
+
+``TRAX_SERVER__PORT=8123`` sets ``server.port``; ``PUBLIC_API_WRITE_ENABLED``
+(that exact name) sets ``public_api.write_enabled``. Each backend's
+``options`` mapping is validated later by that backend's own model.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic.fields import FieldInfo
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+WRITE_FLAG_ENV = "PUBLIC_API_WRITE_ENABLED"
+
+
+class ConfigError(Exception):
+    """A deployment file (or its environment overrides) that cannot be used; the message says where."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ServerSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8000, ge=0, le=65535)
+    public_url: str | None = None
+    """Base URL clients use to reach /v1 (for upload URLs); derived from host and port if unset."""
+    max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    access_log: bool = False
+
+
+class BackendChoice(_Section):
+    backend: str = "memory"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class LimitsSettings(BackendChoice):
+    backend: str = "memory"
+    route_costs: dict[str, int] = Field(default_factory=dict)
+    """Cost in tokens per operation id (default 1), e.g. ``{createUpload: 5}``."""
+    meta_capacity: int = Field(default=60, ge=1)
+    meta_refill_per_second: float = Field(default=10.0, gt=0)
+
+
+class PublicApiSettings(_Section):
+    write_enabled: bool = False
+    keys_writable_when_disabled: bool = False
+    """Let a key manage its own account's keys while writes are off."""
+    session_tokens_enabled: bool = True
+    """Serve ``POST .../session-tokens`` (self-serve media tokens)."""
+
+
+class SecuritySettings(_Section):
+    secret_key: SecretStr | None = None
+    """Server secret for key hashes, cursors and upload URLs; else read (or created) at ``secret_key_file``."""
+    secret_key_file: Path = Path("var/secret.key")
+
+
+class MediaSettings(_Section):
+    max_upload_bytes: int = Field(default=5 * 1024**3, ge=1)
+    allowed_content_types: list[str] = Field(
+        default_factory=lambda: [
+            "video/mp4",
+            "video/webm",
+            "video/quicktime",
+            "audio/mpeg",
+            "audio/aac",
+            "audio/ogg",
+            "audio/wav",
+            "image/png",
+            "image/jpeg",
+            "application/octet-stream",
+        ]
+    )
+    upload_ttl_seconds: int = Field(default=3600, ge=60)
+
+
+class IngestSettings(_Section):
+    """``host`` is where listeners bind; every other key is one transport's options."""
+
+    model_config = ConfigDict(extra="allow")
+    host: str = "127.0.0.1"
+    public_host: str | None = None
+    """Host name put into ready-to-paste URLs; ``host`` if unset."""
+
+
+class PluginsSettings(_Section):
+    paths: list[Path] = Field(default_factory=list)
+    """One-file plugins to load (``.py`` files)."""
+    modules: list[str] = Field(default_factory=list)
+    """Importable modules to register as plugins."""
+    disabled: list[str] = Field(default_factory=list)
+    """Entry-point or built-in plugin names to skip."""
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="TRAX_", env_nested_delimiter="__", extra="forbid", validate_default=True
+    )
+
+    server: ServerSettings = Field(default_factory=ServerSettings)
+    storage: BackendChoice = Field(default_factory=BackendChoice)
+    limits: LimitsSettings = Field(default_factory=LimitsSettings)
+    blobs: BackendChoice = Field(default_factory=BackendChoice)
+    events: BackendChoice = Field(default_factory=BackendChoice)
+    public_api: PublicApiSettings = Field(default_factory=PublicApiSettings)
+    security: SecuritySettings = Field(default_factory=SecuritySettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    ingest: IngestSettings = Field(default_factory=IngestSettings)
+    platforms: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    """Enabled platforms by name, each with its options."""
+    plugins: PluginsSettings = Field(default_factory=PluginsSettings)
+    log_level: str = "info"
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # earlier wins: the exact-name write flag, TRAX_* variables, then the YAML (passed as init kwargs)
+        return (_WriteFlagSource(settings_cls), env_settings, init_settings)
+
+
+class _WriteFlagSource(PydanticBaseSettingsSource):
+    """``PUBLIC_API_WRITE_ENABLED`` by that exact name (the TRaX contract), no prefix."""
+
+    def get_field_value(self, field: FieldInfo, field_name: str) -> tuple[Any, str, bool]:
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        value = os.environ.get(WRITE_FLAG_ENV)
+        return {} if value is None else {"public_api": {"write_enabled": value}}
+
+
+def _format_error(err: ValidationError, origin: str) -> str:
+    lines = [f"{origin}: invalid configuration"]
+    for e in err.errors():
+        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
+        msg = e["msg"]
+        if e["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"  {loc}: {msg}")
+    return "\n".join(lines)
+
+
+def read_yaml(path: str | os.PathLike[str]) -> dict[str, Any]:
+    p = Path(path)
+    try:
+        text = p.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: no such file") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{p}: cannot read: {exc.__class__.__name__}") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ConfigError(f"{p}: not valid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: the top level must be a mapping of sections")
+    return data
+
+
+def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) -> Settings:
+    """Load a deployment file (or just the environment and defaults when ``path`` is None).
+
+    Raises :class:`ConfigError` with each bad field's dotted path.
+    """
+    data = read_yaml(path) if path is not None else {}
+    _deep_merge(data, overrides)
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(_format_error(exc, str(path or "settings"))) from None
+
+
+def validate_options(model: type[BaseModel], options: dict[str, Any], where: str) -> BaseModel:
+    """Validate one backend's ``options`` with its own model; errors name ``where.<field>``."""
+    try:
+        return model.model_validate(options)
+    except ValidationError as exc:
+        lines = [f"{where}: invalid options"]
+        for e in exc.errors():
+            loc = ".".join([where, *(str(p) for p in e["loc"])])
+            lines.append(f"  {loc}: {'unknown key' if e['type'] == 'extra_forbidden' else e['msg']}")
+        raise ConfigError("\n".join(lines)) from None
+
+
+def _deep_merge(into: dict[str, Any], extra: dict[str, Any]) -> None:
+    for k, v in extra.items():
+        if isinstance(v, dict) and isinstance(into.get(k), dict):
+            _deep_merge(into[k], v)
+        else:
+            into[k] = v
