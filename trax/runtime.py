@@ -71,7 +71,9 @@ class Runtime:
     def _build(self) -> None:
         s = self.settings
         self.storage, _ = self._backend("storage", s.storage.backend, s.storage.options, "storage")
-        self.limiter, self.limiter_options = self._backend("rate_limiters", s.limits.backend, s.limits.options, "limits")
+        self.limiter, self.limiter_options = self._backend(
+            "rate_limiters", s.limits.backend, s.limits.options, "limits"
+        )
         for attr in ("capacity", "refill_per_second"):
             if not hasattr(self.limiter_options, attr):
                 raise ConfigError(f"limits.options: the {s.limits.backend!r} limiter does not declare {attr!r}")
@@ -81,7 +83,9 @@ class Runtime:
         for name, options in s.platforms.items():
             self.platforms[name], _ = self._backend("platforms", name, options or {}, f"platforms.{name}")
         auths = sorted(self.registry.categories.get("authenticators", {}).values(), key=lambda b: (b.order, b.name))
-        self.authenticators = [b.factory(validate_options(b.options, {}, f"authenticators.{b.name}"), self) for b in auths]
+        self.authenticators = [
+            b.factory(validate_options(b.options, {}, f"authenticators.{b.name}"), self) for b in auths
+        ]
         server_key = load_server_key(s.security)
         self.deps = ServiceDeps(
             storage=self.storage,
@@ -100,7 +104,7 @@ class Runtime:
         self.services = Services(self.deps)
         self.transports = {}
         extra = s.ingest.model_extra or {}
-        for name, backend in self.registry.categories.get("transports", {}).items():
+        for name in self.registry.categories.get("transports", {}):
             options = dict(extra.get(name) or {})
             if not options.pop("enabled", False):
                 continue

@@ -14,8 +14,7 @@ from trax.domain.stream import StreamStatus
 from trax.domain.studios import Studio, StudioStatus
 
 ENTITY_TYPES: dict[str, type[Entity]] = {
-    cls.KIND: cls
-    for cls in (Account, ApiKey, Studio, Source, Destination, Connection, ChatMessage, MediaAsset, Upload)
+    cls.KIND: cls for cls in (Account, ApiKey, Studio, Source, Destination, Connection, ChatMessage, MediaAsset, Upload)
 }
 
 __all__ = [

@@ -16,9 +16,7 @@ import time
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(CROCKFORD)}
 
-PREFIXES = frozenset(
-    {"acct", "studio", "src", "dst", "conn", "msg", "asset", "upl", "key", "whk", "evt", "req", "sk"}
-)
+PREFIXES = frozenset({"acct", "studio", "src", "dst", "conn", "msg", "asset", "upl", "key", "whk", "evt", "req", "sk"})
 _ID_RE = re.compile(r"^([a-z]+)_([0-9A-HJKMNP-TV-Z]{26})$")
 
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 import re
 import uuid
 
-SOURCE_PATH_RE = re.compile(r"^inputs/(srt|rtmp|whip|media)-[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
+_UUID = r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
+SOURCE_PATH_RE = re.compile(rf"^inputs/(srt|rtmp|whip|media)-{_UUID}$")
 PROGRAM_PATH_RE = re.compile(r"^studios/studio_[0-9A-HJKMNP-TV-Z]{26}/program$")
 
 

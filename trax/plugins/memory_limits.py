@@ -26,40 +26,65 @@ class MemoryLimiterOptions(BucketOptions):
     """Buckets kept at most; full, idle buckets are dropped first (a full bucket carries no state)."""
 
 
+# Float arithmetic may leave a bucket a hair under a whole token at the very
+# moment the maths says it is whole; without this slack a client that waits
+# exactly ``retry_after`` would be refused once more.
+_EPSILON = 1e-9
+
+
 class TokenBucket:
     """The bucket arithmetic, shared by the memory limiter and its tests.
 
-    State per key is ``(tokens, last_refill)``. ``now`` is injectable so tests
-    can drive time; there is no await inside ``take``, so no lock is needed on
-    one event loop.
+    State per key is ``(tokens, last_refill, capacity, rate)``. ``clock`` is
+    injectable so tests can drive time; there is no await inside ``take``, so
+    no lock is needed on one event loop.
+
+    ``max_keys`` is a soft cap: when it is reached only buckets that are full
+    *by their own* capacity and rate are dropped (a full bucket carries no
+    state). A partly drained bucket is never dropped, because forgetting it
+    would hand its key a fresh full bucket and break the
+    ``capacity + rate * T`` bound the contract promises.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
         self._clock = clock
-        self._state: dict[str, tuple[float, float]] = {}
+        self._state: dict[str, tuple[float, float, int, float]] = {}
         self._max_keys = max_keys
+
+    def __len__(self) -> int:
+        return len(self._state)
 
     def take(self, key: str, capacity: int, rate: float, cost: int = 1) -> Decision:
         now = self._clock()
-        tokens, last = self._state.get(key, (float(capacity), now))
-        tokens = min(float(capacity), tokens + max(0.0, now - last) * rate)
-        allowed = tokens >= cost
+        state = self._state.get(key)
+        stamp = now
+        if state is None:
+            tokens = float(capacity)
+            if len(self._state) >= self._max_keys:
+                self._evict(now)
+        else:
+            tokens, last = state[0], state[1]
+            tokens = min(float(capacity), tokens + max(0.0, now - last) * rate)
+            stamp = max(now, last)  # a clock that steps back must not earn the same interval twice
+        allowed = tokens + _EPSILON >= cost
         if allowed:
             tokens -= cost
-        if key not in self._state and len(self._state) >= self._max_keys:
-            self._evict(now, rate, capacity)
-        self._state[key] = (tokens, now)
+        self._state[key] = (tokens, stamp, capacity, rate)
         return Decision(
             allowed=allowed,
             limit=capacity,
-            remaining=int(math.floor(tokens)),
-            reset_after=(capacity - tokens) / rate,
-            retry_after=0.0 if allowed else (cost - tokens) / rate,
+            remaining=max(0, math.floor(tokens + _EPSILON)),
+            reset_after=max(0.0, (capacity - tokens) / rate),
+            retry_after=0.0 if allowed else max(0.0, (cost - tokens) / rate),
         )
 
-    def _evict(self, now: float, rate: float, capacity: int) -> None:
-        full = [k for k, (t, last) in self._state.items() if t + (now - last) * rate >= capacity]
-        for k in full or list(self._state)[: max(1, len(self._state) // 10)]:
+    def _evict(self, now: float) -> None:
+        full = [
+            k
+            for k, (tokens, last, capacity, rate) in self._state.items()
+            if tokens + max(0.0, now - last) * rate >= capacity
+        ]
+        for k in full:
             del self._state[k]
 
 

@@ -11,7 +11,7 @@ from typing import Any, TypeVar, cast
 from trax.domain.base import Entity
 from trax.domain.errors import Conflict, NotFound
 from trax.domain.keys import ApiKey
-from trax.interfaces import Delete, Insert, Storage, Update, Write
+from trax.interfaces import Delete, Insert, Storage, Write
 from trax.plugin_api import Backend, hookimpl
 
 E = TypeVar("E", bound=Entity)

@@ -24,7 +24,7 @@ from trax.codec import decode_entity, encode_entity
 from trax.domain.base import Entity
 from trax.domain.errors import Conflict, NotFound, Unavailable
 from trax.domain.keys import ApiKey
-from trax.interfaces import Delete, Insert, Storage, Update, Write
+from trax.interfaces import Delete, Insert, Storage, Write
 from trax.plugin_api import Backend, hookimpl
 
 E = TypeVar("E", bound=Entity)
@@ -52,6 +52,13 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
             PRIMARY KEY (idx, value)
         ) WITHOUT ROWID;
         CREATE INDEX uniques_by_owner ON uniques (kind, account_id, id);
+        """,
+    ),
+    (
+        2,
+        # touch_keys finds API keys by id alone, across accounts: without this it scans every key.
+        """
+        CREATE INDEX entities_by_kind_id ON entities (kind, id);
         """,
     ),
 )
@@ -104,14 +111,19 @@ class SqliteStorage:
         self._reader = self._connect(check_same_thread=False)
 
     @staticmethod
-    def _migrate(conn: sqlite3.Connection) -> None:
+    def _migrate(conn: sqlite3.Connection, migrations: Sequence[tuple[int, str]] = MIGRATIONS) -> None:
+        """Apply every migration the file lacks, each in its own transaction.
+
+        The applied versions are read inside the write transaction, so two
+        processes opening the same old file never both run a migration.
+        """
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
-        done = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
-        for version, sql in MIGRATIONS:
-            if version in done:
-                continue
+        for version, sql in migrations:
             conn.execute("BEGIN IMMEDIATE")
             try:
+                if conn.execute("SELECT 1 FROM schema_migrations WHERE version=?", (version,)).fetchone():
+                    conn.execute("COMMIT")
+                    continue
                 for stmt in filter(str.strip, sql.split(";")):
                     conn.execute(stmt)
                 conn.execute(
@@ -232,7 +244,9 @@ class SqliteStorage:
                 )
                 if cur.rowcount == 0:
                     raise NotFound("No such resource.")
-                c.execute("DELETE FROM uniques WHERE kind=? AND account_id=? AND id=?", (w.kind.KIND, w.account_id, w.id))
+                c.execute(
+                    "DELETE FROM uniques WHERE kind=? AND account_id=? AND id=?", (w.kind.KIND, w.account_id, w.id)
+                )
                 continue
             e = w.entity
             ident = (e.KIND, e.account_id, e.id)

@@ -14,6 +14,7 @@ from trax.services.paging import keyset_page
 _ACCOUNTS = "_accounts"
 """Accounts are listed as if owned by this pseudo-account (they own themselves)."""
 
+
 class AccountService:
     def __init__(self, deps: ServiceDeps) -> None:
         self._d = deps

@@ -24,9 +24,7 @@ class ConnectionService:
     def __init__(self, deps: ServiceDeps) -> None:
         self._d = deps
 
-    async def link(
-        self, account_id: str, *, platform: str, display_name: str, external_account_id: str
-    ) -> Connection:
+    async def link(self, account_id: str, *, platform: str, display_name: str, external_account_id: str) -> Connection:
         """Called by platform plugins (and the loopback CLI) once an account is linked."""
         now = self._d.now()
         conn = Connection(

@@ -72,7 +72,7 @@ class MediaService:
             raise InvalidRequest("sizeBytes must be a positive integer.", param="sizeBytes")
         if size_bytes > policy.max_upload_bytes:
             raise PayloadTooLarge(f"sizeBytes exceeds the limit of {policy.max_upload_bytes} bytes.")
-        if sha256 is not None and not _SHA256.match(sha256):
+        if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             raise InvalidRequest("sha256 must be 64 lowercase hex characters.", param="sha256")
         now = self._d.now()
         asset = MediaAsset(
@@ -125,7 +125,6 @@ class MediaService:
         done = replace(
             asset, status=AssetStatus.READY, sha256=stored.sha256, blob_key=blob_key, updated_at=self._d.now()
         )
-        await self._d.storage.apply(
-            [Update(done), Update(replace(upload, completed_at=now, updated_at=now), expect_updated_at=upload.updated_at)]
-        )
+        finished = replace(upload, completed_at=now, updated_at=now)
+        await self._d.storage.apply([Update(done), Update(finished, expect_updated_at=upload.updated_at)])
         return done
