@@ -60,6 +60,10 @@ class CursorCodec:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         except (binascii.Error, ValueError):
             raise bad from None
+        # The decoder skips stray characters and ignores spare bits, so several strings
+        # decode alike; accepting only the one we would issue makes any edit a refusal.
+        if base64.urlsafe_b64encode(raw).rstrip(b"=").decode("ascii") != cursor:
+            raise bad
         mac, payload = raw[:_MAC_LEN], raw[_MAC_LEN:]
         if len(mac) != _MAC_LEN or not hmac.compare_digest(mac, self._mac(payload)):
             raise bad
