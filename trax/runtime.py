@@ -19,6 +19,9 @@ from pydantic import BaseModel
 from trax.domain.events import Event
 from trax.domain.ids import IdGenerator
 from trax.domain.pages import CursorCodec
+from trax.ingest.hub import PathHub
+from trax.ingest.tokens import MediaTokens
+from trax.ingest.urls import ingest_urls
 from trax.interfaces import Authenticator, BlobStore, EventBus, Platform, RateLimiter, Storage, Transport
 from trax.plugin_manager import Registry, collect_registry, make_plugin_manager
 from trax.secrets_store import load_server_key
@@ -43,6 +46,8 @@ class Runtime:
     authenticators: list[Authenticator]
     transports: dict[str, Transport]
     services: Services
+    media_tokens: MediaTokens
+    hub: PathHub
 
     def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None) -> None:
         self.settings = settings
@@ -102,6 +107,19 @@ class Runtime:
             ),
         )
         self.services = Services(self.deps)
+        self.media_tokens = MediaTokens(
+            s.ingest.tokens,
+            self.storage,
+            server_key,
+            urls=lambda path, action, token, roles: ingest_urls(s.ingest, path, action, token, roles, self.transports),
+            path_exists=self.services.sources.by_path,
+            stream_keys=self.services.sources.by_stream_key,
+        )
+        self.hub = PathHub(
+            self.services.sources,
+            idle_timeout=s.ingest.idle_timeout_seconds,
+            max_readers_per_path=s.ingest.max_readers_per_path,
+        )
         self.transports = {}
         extra = s.ingest.model_extra or {}
         for name in self.registry.categories.get("transports", {}):
@@ -138,6 +156,7 @@ class Runtime:
                 opened.append(backend)
             self._unsubscribe.append(self.bus.subscribe(self._on_event))
             self._tasks.append(asyncio.create_task(self.services.keys.run_usage_flusher(), name="trax-key-usage"))
+            await self.media_tokens.open()
             await self._call_all(self.pm.hook.trax_startup, runtime=self)
             self.started = True
             if transports:
@@ -159,6 +178,11 @@ class Runtime:
         for transport in reversed(list(self.transports.values())):
             with contextlib.suppress(Exception):
                 await transport.stop()
+        try:
+            await self.hub.close()
+            await self.media_tokens.close()
+        except Exception:
+            log.exception("closing the ingest hub failed")
         try:
             await self._call_all(self.pm.hook.trax_shutdown, runtime=self)
         except Exception:

@@ -82,6 +82,37 @@ class MediaSettings(_Section):
     upload_ttl_seconds: int = Field(default=3600, ge=60)
 
 
+class TokenAudiences(_Section):
+    """The ``aud`` names of the three media-token audiences (ingest.md)."""
+
+    ingest: str = "trax-ingest"
+    talk: str = "trax-talk"
+    read: str = "trax-read"
+
+
+class TrustedIssuer(_Section):
+    """Another service whose media tokens this deployment accepts (e.g. TRaX's own studio API)."""
+
+    issuer: str
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    audiences: TokenAudiences = Field(default_factory=TokenAudiences)
+    refresh_seconds: float = Field(default=300.0, ge=1)
+
+
+class MediaTokenSettings(_Section):
+    issuer: str = "trax"
+    audiences: TokenAudiences = Field(default_factory=TokenAudiences)
+    default_ttl_seconds: int = Field(default=3600, ge=1)
+    read_ttl_seconds: int = Field(default=300, ge=1)
+    """Default lifetime of a WebRTC playback (``read`` audience) token: short by design."""
+    max_ttl_seconds: int = Field(default=7 * 86400, ge=1)
+    key_file: Path | None = None
+    """PEM file of EC P-256 private keys (last one signs); unset keeps keys in storage."""
+    leeway_seconds: int = Field(default=5, ge=0, le=300)
+    trusted: list[TrustedIssuer] = Field(default_factory=list)
+
+
 class IngestSettings(_Section):
     """``host`` is where listeners bind; every other key is one transport's options."""
 
@@ -89,6 +120,10 @@ class IngestSettings(_Section):
     host: str = "127.0.0.1"
     public_host: str | None = None
     """Host name put into ready-to-paste URLs; ``host`` if unset."""
+    tokens: MediaTokenSettings = Field(default_factory=MediaTokenSettings)
+    idle_timeout_seconds: float = Field(default=5.0, gt=0)
+    """A publisher that sends nothing this long is ended (instead of ~30 s of ICE consent)."""
+    max_readers_per_path: int = Field(default=200, ge=1)
 
 
 class PluginsSettings(_Section):

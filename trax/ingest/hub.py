@@ -1,0 +1,403 @@
+"""The path hub: one publisher per stream path, any number of readers, whatever the protocols.
+
+A publisher (SRT, RTMP, WHIP, ...) opens its path and ``send``s canonical
+packets (:mod:`trax.ingest.media`); the hub fans each one out to every
+reader's bounded queue without awaiting anything, so a slow reader can never
+stall the publisher or the other readers: when its queue is full it is emptied
+and the reader skips to the next keyframe. The hub keeps the current GOP
+(packets since the last video keyframe, bounded) so a reader that joins
+mid-stream starts on a picture at once; when the GOP is too long to keep, it
+asks the publisher for a fresh keyframe instead.
+
+Source status follows the path: ``connecting`` when a publisher opens it,
+``live`` on its first packet, ``idle`` when it leaves (or sends nothing for
+``idle_timeout`` seconds — the watchdog), ``error`` when it leaves with a
+reason. Status writes go through one ordered queue so they land in the order
+they happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, Protocol
+
+from trax.domain.errors import Conflict, Unavailable
+from trax.domain.sources import SourceStatus
+from trax.ingest.media import Packet, Track
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MAX_QUEUE = 512
+DEFAULT_GOP_CACHE_PACKETS = 900  # 30 s of 30 fps video; longer GOPs ask for a keyframe instead
+_END = object()
+
+
+class StatusSink(Protocol):
+    """Where path status goes (``SourceService``)."""
+
+    async def set_status(self, path: str, status: SourceStatus, reason: str | None = None) -> Any: ...
+
+
+class Publisher:
+    """The one sender on a path. ``send`` is synchronous and never blocks."""
+
+    def __init__(self, hub: PathHub, path: str, protocol: str, tracks: Sequence[Track]) -> None:
+        self.hub = hub
+        self.path = path
+        self.protocol = protocol
+        self.tracks: tuple[Track, ...] = tuple(tracks)
+        self.key_track: int | None = next((t.index for t in self.tracks if t.kind == "video"), None)
+        self.opened_at = time.monotonic()
+        self.last_packet_at = self.opened_at
+        self.packets = 0
+        self.bytes = 0
+        self.closed = False
+        self.close_reason: str | None = None
+        self.on_keyframe_request: Callable[[], None] | None = None
+        """Set by the protocol: ask the encoder for a keyframe (e.g. an RTCP PLI)."""
+        self._readers: set[Reader] = set()
+        self._gop: list[Packet] = []
+        self._gop_complete = self.key_track is None
+        self._close_callbacks: list[Callable[[str | None], Any]] = []
+        self._done = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Publisher {self.path} via {self.protocol} readers={len(self._readers)} packets={self.packets}>"
+
+    @property
+    def readers(self) -> int:
+        return len(self._readers)
+
+    def on_close(self, callback: Callable[[str | None], Any]) -> None:
+        """Call ``callback(reason)`` when the publisher leaves (also when the watchdog ends it)."""
+        self._close_callbacks.append(callback)
+
+    def is_keyframe(self, packet: Packet) -> bool:
+        return packet.keyframe and (self.key_track is None or packet.track == self.key_track)
+
+    def send(self, packet: Packet) -> None:
+        if self.closed:
+            return
+        self.last_packet_at = time.monotonic()
+        if self.packets == 0:
+            self.hub._status(self.path, SourceStatus.LIVE)
+        self.packets += 1
+        self.bytes += len(packet.data)
+        if self.is_keyframe(packet):
+            self._gop = [packet]
+            self._gop_complete = True
+        elif self._gop_complete:
+            if len(self._gop) < self.hub.gop_cache_packets:
+                self._gop.append(packet)
+            else:  # too long to replay: drop it and let newcomers ask for a keyframe
+                self._gop = []
+                self._gop_complete = False
+        for reader in tuple(self._readers):
+            reader._push(packet)
+
+    def request_keyframe(self) -> None:
+        if self.on_keyframe_request is not None and self.key_track is not None:
+            try:
+                self.on_keyframe_request()
+            except Exception:
+                log.exception("keyframe request on %s failed", self.path)
+
+    def _attach(self, reader: Reader) -> None:
+        self._readers.add(reader)
+        reader._bind(self)
+        if self._gop and self._gop_complete:
+            for packet in self._gop:
+                reader._push(packet)
+        elif self.key_track is not None:
+            reader._need_keyframe = True
+            self.request_keyframe()
+
+    def _detach(self, reader: Reader) -> None:
+        self._readers.discard(reader)
+
+    async def close(self, reason: str | None = None) -> None:
+        """Leave the path: readers' iterations end; the Source goes ``idle`` (or ``error`` with ``reason``)."""
+        if self.closed:
+            await self._done.wait()
+            return
+        self.closed = True
+        self.close_reason = reason
+        self._gop = []
+        for reader in tuple(self._readers):
+            reader._end()
+        self._readers.clear()
+        self.hub._release(self)
+        status = SourceStatus.ERROR if reason else SourceStatus.IDLE
+        done = self.hub._status(self.path, status, reason)
+        for cb in self._close_callbacks:
+            try:
+                result = cb(reason)
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("a close callback of %s failed", self.path)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(asyncio.shield(done), timeout=10)
+        self._done.set()
+
+    async def wait_closed(self) -> None:
+        await self._done.wait()
+
+
+class Reader:
+    """A consumer of one path: ``async with hub.open_reader(path) as r: await r.tracks(); async for p in r``."""
+
+    def __init__(self, hub: PathHub, path: str, max_queue: int) -> None:
+        self.hub = hub
+        self.path = path
+        self.max_queue = max_queue
+        self.received = 0
+        self.dropped = 0
+        self.publisher: Publisher | None = None
+        self._queue: deque[Packet | object] = deque()
+        self._wakeup = asyncio.Event()
+        self._bound = asyncio.Event()
+        self._need_keyframe = False
+        self._ended = False
+        self._closed = False
+
+    def __repr__(self) -> str:
+        return f"<Reader {self.path} queued={len(self._queue)} dropped={self.dropped}>"
+
+    def _bind(self, publisher: Publisher) -> None:
+        self.publisher = publisher
+        self._bound.set()
+
+    def _push(self, packet: Packet) -> None:
+        if self._ended:
+            return
+        pub = self.publisher
+        if self._need_keyframe:
+            if pub is None or not pub.is_keyframe(packet):
+                self.dropped += 1
+                return
+            self._need_keyframe = False
+        if len(self._queue) >= self.max_queue:
+            # slow reader: everything queued is stale; resume on the next keyframe
+            self.dropped += len(self._queue)
+            self._queue.clear()
+            if pub is not None and not pub.is_keyframe(packet):
+                self._need_keyframe = True
+                self.dropped += 1
+                pub.request_keyframe()
+                self._wakeup.set()
+                return
+        self._queue.append(packet)
+        self._wakeup.set()
+
+    def _end(self) -> None:
+        self._ended = True
+        self._queue.append(_END)
+        self._wakeup.set()
+        self._bound.set()
+
+    async def tracks(self, wait: float | None = None) -> tuple[Track, ...]:
+        """The publisher's tracks, waiting for a publisher to arrive (``TimeoutError`` after ``wait`` s)."""
+        async with asyncio.timeout(wait):
+            await self._bound.wait()
+        if self.publisher is None:
+            raise Unavailable("The path has no publisher.")
+        return self.publisher.tracks
+
+    def request_keyframe(self) -> None:
+        if self.publisher is not None:
+            self.publisher.request_keyframe()
+
+    def get_nowait(self) -> Packet | None:
+        """The next queued packet, or ``None`` when nothing is queued (``StopAsyncIteration`` at the end)."""
+        if not self._queue:
+            self._wakeup.clear()
+            if self._ended:
+                raise StopAsyncIteration
+            return None
+        item = self._queue.popleft()
+        if item is _END:
+            self._queue.appendleft(_END)
+            raise StopAsyncIteration
+        self.received += 1
+        assert isinstance(item, Packet)
+        return item
+
+    def __aiter__(self) -> AsyncIterator[Packet]:
+        return self
+
+    async def __anext__(self) -> Packet:
+        while True:
+            packet = self.get_nowait()
+            if packet is not None:
+                return packet
+            if self._closed:
+                raise StopAsyncIteration
+            await self._wakeup.wait()
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._wakeup.set()
+        self.hub._remove_reader(self)
+
+    async def __aenter__(self) -> Reader:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.close()
+
+
+class PathHub:
+    """All paths of this process; ``runtime.hub``."""
+
+    def __init__(
+        self,
+        status: StatusSink | None,
+        *,
+        idle_timeout: float = 5.0,
+        max_readers_per_path: int = 200,
+        gop_cache_packets: int = DEFAULT_GOP_CACHE_PACKETS,
+    ) -> None:
+        self._sink = status
+        self.idle_timeout = idle_timeout
+        self.max_readers_per_path = max_readers_per_path
+        self.gop_cache_packets = gop_cache_packets
+        self._publishers: dict[str, Publisher] = {}
+        self._waiting: dict[str, set[Reader]] = {}
+        self._status_queue: asyncio.Queue[tuple[str, SourceStatus, str | None, asyncio.Future[None]]] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._closing: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<PathHub publishers={len(self._publishers)}>"
+
+    # --- lifecycle ---------------------------------------------------------------
+
+    def _ensure_tasks(self) -> None:
+        if self._tasks:
+            return
+        self._status_queue = asyncio.Queue()
+        self._tasks = [
+            asyncio.create_task(self._status_worker(), name="trax-hub-status"),
+            asyncio.create_task(self._watchdog(), name="trax-hub-watchdog"),
+        ]
+
+    async def close(self) -> None:
+        """End every publisher (their Sources go idle) and stop the hub's tasks."""
+        for pub in list(self._publishers.values()):
+            await pub.close()
+        for readers in list(self._waiting.values()):
+            for r in list(readers):
+                r._end()
+        self._waiting.clear()
+        if self._status_queue is not None:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await self._status_queue.join()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        self._status_queue = None
+
+    # --- publishers -----------------------------------------------------------------
+
+    async def open_publisher(self, path: str, protocol: str, tracks: Sequence[Track]) -> Publisher:
+        """Claim ``path``; ``Conflict`` when it already has a publisher. The Source goes ``connecting``."""
+        self._ensure_tasks()
+        if path in self._publishers:
+            raise Conflict("This stream path already has a publisher.")
+        pub = Publisher(self, path, protocol, tracks)
+        self._publishers[path] = pub
+        await self._status(path, SourceStatus.CONNECTING)
+        if pub.closed:  # ended while the status was written
+            return pub
+        for reader in self._waiting.pop(path, set()):
+            pub._attach(reader)
+        return pub
+
+    def publisher(self, path: str) -> Publisher | None:
+        return self._publishers.get(path)
+
+    def publishers(self) -> list[Publisher]:
+        return list(self._publishers.values())
+
+    def _release(self, pub: Publisher) -> None:
+        if self._publishers.get(pub.path) is pub:
+            del self._publishers[pub.path]
+
+    # --- readers ------------------------------------------------------------------------
+
+    def open_reader(self, path: str, max_queue: int = DEFAULT_MAX_QUEUE) -> Reader:
+        """A reader of ``path`` (waits for a publisher if none yet). ``Conflict`` past the reader limit."""
+        pub = self._publishers.get(path)
+        count = pub.readers if pub is not None else len(self._waiting.get(path, ()))
+        if count >= self.max_readers_per_path:
+            raise Conflict("This stream path has too many readers.")
+        reader = Reader(self, path, max(1, max_queue))
+        if pub is not None and not pub.closed:
+            pub._attach(reader)
+        else:
+            self._waiting.setdefault(path, set()).add(reader)
+        return reader
+
+    def _remove_reader(self, reader: Reader) -> None:
+        if reader.publisher is not None:
+            reader.publisher._detach(reader)
+        waiting = self._waiting.get(reader.path)
+        if waiting is not None:
+            waiting.discard(reader)
+            if not waiting:
+                del self._waiting[reader.path]
+
+    # --- status and watchdog ----------------------------------------------------------------
+
+    def _status(self, path: str, status: SourceStatus, reason: str | None = None) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        if self._sink is None or self._status_queue is None:
+            fut.set_result(None)
+            return fut
+        self._status_queue.put_nowait((path, status, reason, fut))
+        return fut
+
+    async def _status_worker(self) -> None:
+        assert self._status_queue is not None
+        queue = self._status_queue
+        while True:
+            path, status, reason, fut = await queue.get()
+            try:
+                if self._sink is not None:
+                    await self._sink.set_status(path, status, reason)
+            except Exception:
+                log.exception("recording %s status %s failed", path, status.value)
+            finally:
+                if not fut.done():
+                    fut.set_result(None)
+                queue.task_done()
+
+    async def _watchdog(self) -> None:
+        interval = max(0.05, min(1.0, self.idle_timeout / 4))
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for pub in list(self._publishers.values()):
+                if now - pub.last_packet_at > self.idle_timeout:
+                    log.info(
+                        "%s: no media from its %s publisher for %.1f s; ending it",
+                        pub.path,
+                        pub.protocol,
+                        now - pub.last_packet_at,
+                    )
+                    # a silent publisher is gone, not failed: the Source goes idle
+                    task = asyncio.create_task(pub.close(), name=f"trax-hub-idle-{pub.path}")
+                    self._closing.add(task)
+                    task.add_done_callback(self._closing.discard)
