@@ -1,24 +1,135 @@
-"""The Litestar app factory (minimal until the /v1 API issue fills it in)."""
+"""The Litestar app factory: one core plugin wires routes, auth, limits, errors and OpenAPI."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, get
+import msgspec
+from litestar import Litestar, Router
+from litestar.config.app import AppConfig
+from litestar.exceptions import NotFoundException
+from litestar.middleware import DefineMiddleware
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import JsonRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme, Server, Tag
+from litestar.plugins import InitPlugin
+from litestar.routes import HTTPRoute
 
 from trax import __version__
 from trax.runtime import Runtime
+from trax.server.controllers.chat import ChatController
+from trax.server.controllers.connections import ConnectionController
+from trax.server.controllers.destinations import DestinationController
+from trax.server.controllers.keys import KeyController
+from trax.server.controllers.media import MediaController, UploadController
+from trax.server.controllers.meta import API_VERSION, health, jwks, openapi_json
+from trax.server.controllers.sources import SessionTokenController, SourceController
+from trax.server.controllers.studios import StudioController
+from trax.server.errors import exception_handler, make_before_send
+from trax.server.gate import Gate
+from trax.server.routes import DEPENDENCIES
+from trax.server.schema import StrictStructSchemaPlugin
+
+__all__ = ["TraxApiPlugin", "create_app"]
+
+
+async def _hidden(*_: Any) -> None:
+    raise NotFoundException()
+
+
+class TraxApiPlugin(InitPlugin):
+    """Everything /v1 needs, added to an app config in small steps."""
+
+    def __init__(self, runtime: Runtime, *, start_transports: bool = False) -> None:
+        self.runtime = runtime
+        self.start_transports = start_transports
+        self.allow_by_path: dict[str, str] = {}
+
+    def on_app_init(self, app_config: AppConfig) -> AppConfig:
+        self._routes(app_config)
+        self._errors(app_config)
+        self._openapi(app_config)
+        self._lifespan(app_config)
+        app_config.request_max_body_size = self.runtime.settings.server.max_body_bytes
+        app_config.state["runtime"] = self.runtime
+        app_config.debug = False
+        return app_config
+
+    def _routes(self, app_config: AppConfig) -> None:
+        handlers: list[Any] = [
+            health,
+            openapi_json,
+            StudioController,
+            SourceController,
+            DestinationController,
+            ConnectionController,
+            ChatController,
+            MediaController,
+            UploadController,
+            KeyController,
+        ]
+        if self.runtime.settings.public_api.session_tokens_enabled:
+            handlers.append(SessionTokenController)
+        gate = DefineMiddleware(Gate)
+        app_config.route_handlers.append(Router("/v1", route_handlers=handlers, middleware=[gate]))
+        app_config.route_handlers.append(Router("/", route_handlers=[jwks], middleware=[gate]))
+        app_config.dependencies.update(DEPENDENCIES)
+
+    def _errors(self, app_config: AppConfig) -> None:
+        app_config.exception_handlers = {Exception: exception_handler}
+        app_config.before_send.append(make_before_send(self.allow_by_path))
+
+    def _openapi(self, app_config: AppConfig) -> None:
+        app_config.plugins.append(StrictStructSchemaPlugin())
+        app_config.openapi_config = OpenAPIConfig(
+            title="TRaX Developer API",
+            version=API_VERSION,
+            description=f"The /v1 Developer API of a trax deployment (trax {__version__}).",
+            servers=[Server(url="/")],
+            tags=[
+                Tag(name=n)
+                for n in ("studios", "sources", "destinations", "connections", "chat", "media", "keys", "meta")
+            ],
+            render_plugins=[JsonRenderPlugin()],
+            # Litestar's own schema router would serve 3.1 and a catch-all; ours is /v1/openapi.json
+            openapi_router=Router("/_litestar_openapi", route_handlers=[], guards=[_hidden], include_in_schema=False),
+            components=Components(
+                security_schemes={
+                    "bearerAuth": SecurityScheme(type="http", scheme="bearer", bearer_format="sk_live_*"),
+                    "apiKeyAuth": SecurityScheme(type="apiKey", name="X-API-Key", security_scheme_in="header"),
+                }
+            ),
+            security=[{"bearerAuth": []}, {"apiKeyAuth": []}],
+            use_handler_docstrings=False,
+            create_examples=False,
+        )
+
+    def _lifespan(self, app_config: AppConfig) -> None:
+        runtime, transports, allow = self.runtime, self.start_transports, self.allow_by_path
+
+        @asynccontextmanager
+        async def lifespan(app: Litestar) -> AsyncIterator[None]:
+            allow.update(allow_map(app))
+            await runtime.start(transports=transports)
+            try:
+                yield
+            finally:
+                await runtime.stop()
+
+        app_config.lifespan.append(lifespan)
+
+
+def allow_map(app: Litestar) -> dict[str, str]:
+    """Every method each path template answers (for OPTIONS, see errors.make_before_send)."""
+    return {r.path_format: ", ".join(sorted(r.methods)) for r in app.routes if isinstance(r, HTTPRoute)}
 
 
 def create_app(runtime: Runtime, *, start_transports: bool = False) -> Litestar:
-    @get("/v1/health", sync_to_thread=False)
-    async def health() -> dict[str, Any]:
-        return {"status": "ok", "version": __version__, "apiVersion": "1.0.0"}
-
-    async def startup() -> None:
-        await runtime.start(transports=start_transports)
-
-    async def shutdown() -> None:
-        await runtime.stop()
-
-    return Litestar([health], on_startup=[startup], on_shutdown=[shutdown])
+    """The /v1 app over ``runtime``; the app's lifespan starts and stops the runtime."""
+    return Litestar(
+        route_handlers=[],
+        plugins=[TraxApiPlugin(runtime, start_transports=start_transports)],
+        type_encoders={msgspec.Struct: msgspec.to_builtins},
+    )

@@ -1,0 +1,1 @@
+"""One controller per /v1 resource; each is a thin projection of a service."""

@@ -1,0 +1,112 @@
+"""``/v1/studios/{studioId}/sources``: CRUD and self-serve ingest credentials."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from litestar import Controller, Response, delete, get, patch, post
+from litestar.params import JSONBody
+
+from trax.domain.errors import InvalidRequest, Unavailable
+from trax.runtime import Runtime
+from trax.server.routes import Cursor, Limit, created, route
+from trax.server.wire import (
+    IngestCredentialsOut,
+    SessionTokenCreate,
+    SourceCreate,
+    SourceOut,
+    SourcePage,
+    SourceUpdate,
+    changes,
+    credentials_out,
+    source_out,
+)
+from trax.services import Principal, Services
+
+
+class SourceController(Controller):
+    path = "/studios/{studioId:str}/sources"
+    tags = ["sources"]
+
+    @get("/", **route("listSources", "sources:read", summary="List a studio's sources"))
+    async def list_sources(
+        self, svc: Services, actor: Principal, studioId: str, limit: Limit = None, cursor: Cursor = None
+    ) -> SourcePage:
+        page = await svc.sources.list(actor, studioId, limit=limit, cursor=cursor)
+        return SourcePage(data=[source_out(s) for s in page.data], next_cursor=page.next_cursor)
+
+    @post(
+        "/",
+        status_code=201,
+        **route("createSource", "sources:write", summary="Add a source", body=True, mutating=True),
+    )
+    async def create_source(
+        self, svc: Services, actor: Principal, studioId: str, data: JSONBody[SourceCreate]
+    ) -> Response[SourceOut]:
+        s = await svc.sources.create(
+            actor, studioId, name=data.name, kind=data.kind, media_asset_id=data.media_asset_id
+        )
+        return created(source_out(s), f"/v1/studios/{studioId}/sources/{s.id}")
+
+    @get("/{sourceId:str}", **route("getSource", "sources:read", summary="Get a source"))
+    async def get_source(self, svc: Services, actor: Principal, studioId: str, sourceId: str) -> SourceOut:
+        return source_out(await svc.sources.get(actor, studioId, sourceId))
+
+    @patch(
+        "/{sourceId:str}",
+        **route("updateSource", "sources:write", summary="Update a source", body=True, mutating=True),
+    )
+    async def update_source(
+        self, svc: Services, actor: Principal, studioId: str, sourceId: str, data: JSONBody[SourceUpdate]
+    ) -> SourceOut:
+        return source_out(await svc.sources.update(actor, studioId, sourceId, changes(data)))
+
+    @delete(
+        "/{sourceId:str}",
+        status_code=204,
+        **route("deleteSource", "sources:write", summary="Remove a source", mutating=True),
+    )
+    async def delete_source(self, svc: Services, actor: Principal, studioId: str, sourceId: str) -> None:
+        await svc.sources.delete(actor, studioId, sourceId)
+
+
+class SessionTokenController(Controller):
+    """Mounted only when ``public_api.session_tokens_enabled`` (else the route is a plain 404)."""
+
+    path = "/studios/{studioId:str}/sources/{sourceId:str}/session-tokens"
+    tags = ["sources"]
+
+    @post(
+        "/",
+        status_code=201,
+        **route(
+            "createSessionToken",
+            "sources:write",
+            summary="Mint a media token with ready-to-paste ingest URLs",
+            body=True,
+            mutating=True,
+        ),
+    )
+    async def create_session_token(
+        self,
+        svc: Services,
+        rt: Runtime,
+        actor: Principal,
+        studioId: str,
+        sourceId: str,
+        data: JSONBody[SessionTokenCreate | None] = None,
+    ) -> Response[IngestCredentialsOut]:
+        body = data or SessionTokenCreate()
+        # minting is a sources:write action; the lookup below reads with the same tenancy
+        reader = replace(actor, scopes=frozenset({"sources:read"}))
+        source = await svc.sources.get(reader, studioId, sourceId)
+        tokens = getattr(rt, "media_tokens", None)
+        if tokens is None:
+            raise Unavailable("Media tokens are not available on this deployment.", retry_after=60)
+        try:
+            creds = await tokens.mint(path=source.path, action=body.action, ttl=body.ttl_seconds)
+        except InvalidRequest as exc:
+            if exc.param == "ttl":
+                raise InvalidRequest(exc.message, param="ttlSeconds") from None
+            raise
+        return created(credentials_out(creds), f"/v1/studios/{studioId}/sources/{sourceId}")

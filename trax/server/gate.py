@@ -1,0 +1,148 @@
+"""The fused per-route gate: authentication → rate limit → scope → write flag → content type.
+
+One pure-ASGI middleware instead of a chain of guards: guards run after every
+middleware (so the order of api-v1.md §2 could not be kept) and each costs a
+copy of the handler per request. The router has already resolved the handler,
+so each route's declaration (``opt``) is read from ``scope["route_handler"]``.
+
+Route ``opt`` keys (set by :func:`trax.server.routes.route_opt`):
+
+* ``scope``: the one scope the route needs (``None`` with ``public``);
+* ``public``: a meta route, no credential, limited per client address;
+* ``signed``: authenticated by its own signed URL, not an API key;
+* ``body``: ``"json"`` when the route takes a JSON body;
+* ``operation``: the operation id, which keys per-route costs.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
+
+from trax.domain.errors import Forbidden, RateLimited, Unauthorized, UnsupportedMediaType, WriteDisabled
+from trax.runtime import Runtime
+from trax.server.errors import RATE_KEY, rate_headers, request_id, retry_after_seconds
+from trax.services.principal import Principal
+
+MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
+KEYS_SCOPE = "keys:manage"
+
+
+def _credential(scope: Scope) -> str | None:
+    auth = api_key = None
+    for k, v in scope["headers"]:
+        if k == b"authorization":
+            auth = v
+        elif k == b"x-api-key":
+            api_key = v
+    if auth is not None:
+        scheme, _, value = auth.decode("latin-1").strip().partition(" ")
+        if scheme.lower() != "bearer" or not value.strip():
+            raise Unauthorized("Use 'Authorization: Bearer <key>' or the X-API-Key header.")
+        return value.strip()
+    if api_key is not None:
+        value = api_key.decode("latin-1").strip()
+        return value or None
+    return None
+
+
+def _has_body(scope: Scope) -> bool:
+    for k, v in scope["headers"]:
+        if k == b"content-length":
+            return v.strip() not in (b"0", b"")
+        if k == b"transfer-encoding":
+            return True
+    return False
+
+
+def _is_json(scope: Scope) -> bool:
+    for k, v in scope["headers"]:
+        if k == b"content-type":
+            media = v.decode("latin-1").split(";", 1)[0].strip().lower()
+            return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+    return False
+
+
+class Gate:
+    """Runs before each /v1 route; exceptions it raises become envelope responses."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.runtime: Runtime | None = None
+
+    def _bind(self, runtime: Runtime) -> None:
+        # the runtime comes from app state: Litestar deep-copies routers, so it cannot be a middleware kwarg
+        self.runtime = runtime
+        s = runtime.settings
+        opts: Any = runtime.limiter_options
+        self.capacity: int = int(opts.capacity)
+        self.refill: float = float(opts.refill_per_second)
+        self.costs = dict(s.limits.route_costs)
+        self.meta_capacity = s.limits.meta_capacity
+        self.meta_refill = s.limits.meta_refill_per_second
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":  # type: ignore[comparison-overlap]
+            await self.app(scope, receive, send)
+            return
+        scope = cast(HTTPScope, scope)
+        request_id(scope)
+        if self.runtime is None:
+            self._bind(scope["app"].state.runtime)
+        opt = scope["route_handler"].opt
+        method = scope["method"]
+        if method == "OPTIONS" or method == "HEAD":
+            await self.app(scope, receive, send)
+            return
+        if opt.get("public") or opt.get("signed"):
+            client = scope.get("client")
+            await self._limit(scope, f"addr:{client[0] if client else '-'}", self.meta_capacity, self.meta_refill, 1)
+            if opt.get("signed"):
+                self._write_flag(method, None)
+            await self.app(scope, receive, send)
+            return
+        principal = await self._authenticate(scope)
+        rl = principal.rate_limit
+        await self._limit(
+            scope,
+            principal.rate_limit_key,
+            rl.capacity if rl else self.capacity,
+            rl.refill_per_second if rl else self.refill,
+            self.costs.get(opt.get("operation", ""), 1),
+        )
+        required: str | None = opt.get("scope")
+        if required is not None and required not in principal.scopes:
+            raise Forbidden(f"This credential lacks the '{required}' scope.", required_scope=required)
+        self._write_flag(method, required)
+        if opt.get("body") == "json" and _has_body(scope) and not _is_json(scope):
+            raise UnsupportedMediaType("This route takes application/json.")
+        scope["user"] = principal
+        await self.app(scope, receive, send)
+
+    async def _authenticate(self, scope: Scope) -> Principal:
+        credential = _credential(scope)
+        if not credential:
+            raise Unauthorized("A credential is required: 'Authorization: Bearer <key>' or X-API-Key.")
+        assert self.runtime is not None
+        for authenticator in self.runtime.authenticators:
+            principal: Principal | None = await authenticator.authenticate(credential)
+            if principal is not None:
+                return principal
+        raise Unauthorized("The credential is not recognised.")
+
+    async def _limit(self, scope: Scope, key: str, capacity: int, refill: float, cost: int) -> None:
+        assert self.runtime is not None
+        decision = await self.runtime.limiter.acquire(key, capacity=capacity, refill_per_second=refill, cost=cost)
+        scope["state"][RATE_KEY] = decision
+        if not decision.allowed:
+            raise RateLimited(retry_after=retry_after_seconds(decision.retry_after), headers=rate_headers(decision))
+
+    def _write_flag(self, method: str, required: str | None) -> None:
+        if method not in MUTATING:
+            return
+        assert self.runtime is not None
+        api = self.runtime.settings.public_api
+        if api.write_enabled or (required == KEYS_SCOPE and api.keys_writable_when_disabled):
+            return
+        raise WriteDisabled()

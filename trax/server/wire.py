@@ -1,0 +1,514 @@
+"""The /v1 wire format: msgspec structs, separate from the domain dataclasses.
+
+Responses are built with the ``*_out`` converters below; timestamps are sent
+as RFC 3339 UTC strings with ``Z`` and millisecond precision (api-v1.md §1).
+Request structs forbid unknown fields, so a typo is a 400 naming the field.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+
+from trax.domain.chat import ChatMessage
+from trax.domain.connections import Connection
+from trax.domain.destinations import Destination
+from trax.domain.keys import ApiKey
+from trax.domain.media import MediaAsset, Upload
+from trax.domain.sources import Source
+from trax.domain.stream import StreamStatus
+from trax.domain.studios import Studio
+
+# --- shared field types ---------------------------------------------------------
+
+Timestamp = Annotated[
+    str,
+    Meta(
+        description="RFC 3339 UTC time with millisecond precision.",
+        examples=["2026-11-28T17:00:00.123Z"],
+        extra_json_schema={"extra": {"format": "date-time"}},
+    ),
+]
+Name = Annotated[str, Meta(min_length=1, max_length=100, examples=["Morning show"])]
+Description = Annotated[str, Meta(max_length=1000)]
+StudioStatusT = Literal["offline", "starting", "live", "stopping"]
+SourceStatusT = Literal["idle", "connecting", "live", "error"]
+SourceKindT = Literal["srt", "rtmp", "whip", "media"]
+DestinationStatusT = Literal["idle", "connecting", "live", "error"]
+ScopeT = Literal[
+    "studios:read",
+    "studios:write",
+    "sources:read",
+    "sources:write",
+    "destinations:read",
+    "destinations:write",
+    "stream:read",
+    "stream:write",
+    "connections:read",
+    "connections:write",
+    "chat:read",
+    "chat:write",
+    "media:read",
+    "media:write",
+    "webhooks:manage",
+    "keys:manage",
+]
+
+
+def ts(value: datetime) -> str:
+    """RFC 3339 in UTC with ``Z`` and exactly three fractional digits."""
+    v = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
+    return f"{v:%Y-%m-%dT%H:%M:%S}.{v.microsecond // 1000:03d}Z"
+
+
+def opt_ts(value: datetime | None) -> str | None:
+    return None if value is None else ts(value)
+
+
+class Out(Struct, rename="camel", omit_defaults=True):
+    """Response objects: camelCase, optional fields left out when unknown."""
+
+
+class In(Struct, rename="camel", forbid_unknown_fields=True):
+    """Request bodies: camelCase, unknown fields rejected."""
+
+
+# --- errors, meta ------------------------------------------------------------------
+
+
+class ErrorBody(Out):
+    code: Annotated[str, Meta(examples=["not_found"])]
+    message: Annotated[str, Meta(examples=["No such studio."])]
+    request_id: Annotated[str, Meta(examples=["req_01JDQ4V1ZQ7Y9N6X3W2T8R5K0M"])]
+    param: str | None = None
+    required_scope: str | None = None
+
+
+class ErrorEnvelope(Out):
+    error: ErrorBody
+
+
+class Health(Out):
+    status: Literal["ok", "degraded"]
+    version: str
+    api_version: str
+
+
+# --- studios -----------------------------------------------------------------------
+
+
+class StudioOut(Out):
+    id: Annotated[str, Meta(examples=["studio_01JDQ4V1ZQ7Y9N6X3W2T8R5K0M"])]
+    name: str
+    status: StudioStatusT
+    created_at: Timestamp
+    updated_at: Timestamp
+    description: str | None = None
+
+
+class StudioPage(Out):
+    data: list[StudioOut]
+    next_cursor: str | None = None
+
+
+class StudioCreate(In):
+    name: Name
+    description: Description | None = None
+
+
+class StudioUpdate(In):
+    name: Name | UnsetType = UNSET
+    description: Description | UnsetType | None = UNSET
+
+
+class SourceState(Out):
+    id: str
+    status: SourceStatusT
+
+
+class DestinationState(Out):
+    id: str
+    status: DestinationStatusT
+    error: str | None = None
+
+
+class StreamStatusOut(Out):
+    studio_id: str
+    status: StudioStatusT
+    updated_at: Timestamp
+    sources: list[SourceState]
+    destinations: list[DestinationState]
+    live_since: Timestamp | None = None
+
+
+def studio_out(s: Studio) -> StudioOut:
+    return StudioOut(
+        id=s.id,
+        name=s.name,
+        status=s.status.value,
+        created_at=ts(s.created_at),
+        updated_at=ts(s.updated_at),
+        description=s.description,
+    )
+
+
+def stream_status_out(s: StreamStatus) -> StreamStatusOut:
+    return StreamStatusOut(
+        studio_id=s.studio_id,
+        status=s.status.value,
+        updated_at=ts(s.updated_at),
+        live_since=opt_ts(s.live_since),
+        sources=[SourceState(id=x.id, status=x.status.value) for x in s.sources],
+        destinations=[DestinationState(id=x.id, status=x.status.value, error=x.error) for x in s.destinations],
+    )
+
+
+# --- sources -----------------------------------------------------------------------
+
+
+class IngestInfo(Out):
+    path: Annotated[str, Meta(examples=["inputs/srt-6f1c2b9e-1d2a-4c1e-9b8f-2f0d7c3a5e41"])]
+    protocols: list[str]
+
+
+class SourceOut(Out):
+    id: str
+    studio_id: str
+    name: str
+    kind: SourceKindT
+    status: SourceStatusT
+    ingest: IngestInfo
+    created_at: Timestamp
+    updated_at: Timestamp
+    media_asset_id: str | None = None
+
+
+class SourcePage(Out):
+    data: list[SourceOut]
+    next_cursor: str | None = None
+
+
+class SourceCreate(In):
+    name: Name
+    kind: SourceKindT
+    media_asset_id: str | None = None
+
+
+class SourceUpdate(In):
+    name: Name | UnsetType = UNSET
+
+
+def source_out(s: Source) -> SourceOut:
+    return SourceOut(
+        id=s.id,
+        studio_id=s.studio_id,
+        name=s.name,
+        kind=s.kind.value,
+        status=s.status.value,
+        ingest=IngestInfo(path=s.path, protocols=list(s.protocols)),
+        created_at=ts(s.created_at),
+        updated_at=ts(s.updated_at),
+        media_asset_id=s.media_asset_id,
+    )
+
+
+class IngestUrls(Out):
+    srt: str | None = None
+    rtmp: str | None = None
+    rtmps: str | None = None
+    whip: str | None = None
+    whep: str | None = None
+
+
+class IngestCredentialsOut(Out):
+    token: str
+    expires_at: Timestamp
+    action: Literal["publish", "read"]
+    path: str
+    urls: IngestUrls
+
+
+class SessionTokenCreate(In):
+    action: Literal["publish", "read"] = "publish"
+    ttl_seconds: Annotated[int, Meta(ge=1)] | None = None
+
+
+def credentials_out(c: Any) -> IngestCredentialsOut:
+    urls = {k: v for k, v in dict(c.urls).items() if k in IngestUrls.__struct_fields__}
+    return IngestCredentialsOut(
+        token=c.token,
+        expires_at=ts(c.expires_at),
+        action=c.action,
+        path=c.path,
+        urls=IngestUrls(**urls),
+    )
+
+
+# --- destinations ------------------------------------------------------------------
+
+RtmpUrl = Annotated[str, Meta(max_length=2048, examples=["rtmp://live.example.com/app"])]
+StreamKey = Annotated[str, Meta(min_length=1, max_length=512)]
+
+
+class DestinationOut(Out):
+    id: str
+    studio_id: str
+    name: str
+    platform: Annotated[str, Meta(examples=["custom_rtmp"])]
+    enabled: bool
+    status: DestinationStatusT
+    created_at: Timestamp
+    updated_at: Timestamp
+    connection_id: str | None = None
+    error: str | None = None
+    rtmp_url: str | None = None
+    stream_key_hint: str | None = None
+
+
+class DestinationPage(Out):
+    data: list[DestinationOut]
+    next_cursor: str | None = None
+
+
+class DestinationCreate(In):
+    name: Name
+    platform: Annotated[str, Meta(min_length=1, max_length=50, examples=["custom_rtmp"])]
+    connection_id: str | None = None
+    enabled: bool = True
+    rtmp_url: RtmpUrl | None = None
+    stream_key: StreamKey | None = None
+
+
+class DestinationUpdate(In):
+    name: Name | UnsetType = UNSET
+    platform: str | UnsetType = UNSET
+    connection_id: str | UnsetType | None = UNSET
+    enabled: bool | UnsetType = UNSET
+    rtmp_url: RtmpUrl | UnsetType | None = UNSET
+    stream_key: StreamKey | UnsetType | None = UNSET
+
+
+def destination_out(d: Destination) -> DestinationOut:
+    return DestinationOut(
+        id=d.id,
+        studio_id=d.studio_id,
+        name=d.name,
+        platform=d.platform,
+        enabled=d.enabled,
+        status=d.status.value,
+        created_at=ts(d.created_at),
+        updated_at=ts(d.updated_at),
+        connection_id=d.connection_id,
+        error=d.error,
+        rtmp_url=d.public_rtmp_url,
+        stream_key_hint=d.stream_key_hint,
+    )
+
+
+# --- connections -------------------------------------------------------------------
+
+
+class ConnectionOut(Out):
+    id: str
+    platform: str
+    display_name: str
+    external_account_id: str
+    status: Literal["active", "expired", "revoked"]
+    linked_at: Timestamp
+
+
+class ConnectionPage(Out):
+    data: list[ConnectionOut]
+    next_cursor: str | None = None
+
+
+def connection_out(c: Connection) -> ConnectionOut:
+    return ConnectionOut(
+        id=c.id,
+        platform=c.platform,
+        display_name=c.display_name,
+        external_account_id=c.external_account_id,
+        status=c.status.value,
+        linked_at=ts(c.linked_at),
+    )
+
+
+# --- chat --------------------------------------------------------------------------
+
+
+class ChatAuthor(Out):
+    name: str
+    external_id: str | None = None
+
+
+class ChatMessageOut(Out):
+    id: str
+    studio_id: str
+    text: str
+    direction: Literal["inbound", "outbound"]
+    platform: str
+    author: ChatAuthor
+    sent_at: Timestamp
+    connection_id: str | None = None
+
+
+class ChatMessagePage(Out):
+    data: list[ChatMessageOut]
+    next_cursor: str | None = None
+
+
+class ChatSend(In):
+    text: Annotated[str, Meta(min_length=1, max_length=2000, examples=["Welcome to the show!"])]
+
+
+def chat_out(m: ChatMessage) -> ChatMessageOut:
+    return ChatMessageOut(
+        id=m.id,
+        studio_id=m.studio_id,
+        text=m.text,
+        direction=m.direction.value,
+        platform=m.platform,
+        author=ChatAuthor(name=m.author_name, external_id=m.author_external_id),
+        sent_at=ts(m.sent_at),
+        connection_id=m.connection_id,
+    )
+
+
+# --- media -------------------------------------------------------------------------
+
+
+class MediaAssetOut(Out):
+    id: str
+    name: str
+    content_type: str
+    size_bytes: int
+    status: Literal["pending", "ready", "failed"]
+    created_at: Timestamp
+    updated_at: Timestamp
+    sha256: str | None = None
+
+
+class MediaAssetPage(Out):
+    data: list[MediaAssetOut]
+    next_cursor: str | None = None
+
+
+class UploadCreate(In):
+    name: Annotated[str, Meta(min_length=1, max_length=255, examples=["intro.mp4"])]
+    content_type: Annotated[str, Meta(min_length=1, max_length=255, examples=["video/mp4"])]
+    size_bytes: Annotated[int, Meta(ge=1, examples=[1048576])]
+    sha256: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")] | None = None
+
+
+class UploadOut(Out):
+    id: str
+    asset_id: str
+    method: Literal["PUT"]
+    url: str
+    headers: dict[str, str]
+    expires_at: Timestamp
+    max_bytes: int
+
+
+def asset_out(a: MediaAsset) -> MediaAssetOut:
+    return MediaAssetOut(
+        id=a.id,
+        name=a.name,
+        content_type=a.content_type,
+        size_bytes=a.size_bytes,
+        status=a.status.value,
+        created_at=ts(a.created_at),
+        updated_at=ts(a.updated_at),
+        sha256=a.sha256,
+    )
+
+
+def upload_out(u: Upload, asset: MediaAsset, url: str) -> UploadOut:
+    return UploadOut(
+        id=u.id,
+        asset_id=u.asset_id,
+        method="PUT",
+        url=url,
+        headers={"Content-Type": asset.content_type},
+        expires_at=ts(u.expires_at),
+        max_bytes=u.max_bytes,
+    )
+
+
+# --- keys --------------------------------------------------------------------------
+
+
+class RateLimitIn(In):
+    capacity: Annotated[int, Meta(ge=1, le=1_000_000)]
+    refill_per_second: Annotated[float, Meta(gt=0, le=1_000_000)]
+
+
+class RateLimitOut(Out):
+    capacity: int
+    refill_per_second: float
+
+
+class ApiKeyOut(Out):
+    id: str
+    name: str
+    prefix: Annotated[str, Meta(examples=["sk_live_Ab3x"])]
+    scopes: list[str]
+    created_at: Timestamp
+    last_used_at: Timestamp | None = None
+    revoked_at: Timestamp | None = None
+    expires_at: Timestamp | None = None
+    rate_limit: RateLimitOut | None = None
+
+
+class ApiKeyWithSecret(ApiKeyOut, kw_only=True):
+    secret: Annotated[str, Meta(description="Shown once; store it now.")]
+
+
+class ApiKeyPage(Out):
+    data: list[ApiKeyOut]
+    next_cursor: str | None = None
+
+
+class KeyCreate(In):
+    name: Name
+    scopes: Annotated[list[ScopeT], Meta(min_length=1)]
+    expires_at: Annotated[datetime, Meta(tz=True)] | None = None
+    rate_limit: RateLimitIn | None = None
+
+
+class KeyRotate(In):
+    grace_period_seconds: Annotated[int, Meta(ge=0, le=604800)] = 0
+
+
+def _key_fields(k: ApiKey) -> dict[str, Any]:
+    rl = k.rate_limit
+    return {
+        "id": k.id,
+        "name": k.name,
+        "prefix": k.prefix,
+        "scopes": list(k.scopes),
+        "created_at": ts(k.created_at),
+        "last_used_at": opt_ts(k.last_used_at),
+        "revoked_at": opt_ts(k.revoked_at),
+        "expires_at": opt_ts(k.expires_at),
+        "rate_limit": None
+        if rl is None
+        else RateLimitOut(capacity=rl.capacity, refill_per_second=rl.refill_per_second),
+    }
+
+
+def key_out(k: ApiKey) -> ApiKeyOut:
+    return ApiKeyOut(**_key_fields(k))
+
+
+def key_with_secret(k: ApiKey, secret: str) -> ApiKeyWithSecret:
+    return ApiKeyWithSecret(**_key_fields(k), secret=secret)
+
+
+def changes(body: Struct) -> dict[str, Any]:
+    """The fields a PATCH body actually carries, by wire (camelCase) name; ``null`` kept."""
+    info = msgspec.structs.fields(body)
+    return {f.encode_name: getattr(body, f.name) for f in info if getattr(body, f.name) is not UNSET}
