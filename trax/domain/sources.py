@@ -42,6 +42,9 @@ class Source(Entity):
     media_asset_id: str | None = None
     # Static stream key credential (ingest.md): a keyed hash for lookup, never the key.
     stream_key_hash: str | None = field(default=None, repr=False)
+    # RTMP's authmod=adobe challenge needs a per-key salt and b64(md5(key + salt + key)), not the key.
+    stream_key_salt: str | None = field(default=None, repr=False)
+    stream_key_digest: str | None = field(default=None, repr=False)
 
     @property
     def parent_id(self) -> str | None:

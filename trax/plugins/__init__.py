@@ -8,4 +8,6 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "trax.plugins.memory_bus",
     "trax.plugins.loopback_platform",
     "trax.plugins.api_keys",
+    "trax.ingest.rtmp.plugin",
+    "trax.ingest.srt.plugin",
 )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import secrets
 from collections.abc import Mapping
 from dataclasses import replace
@@ -26,6 +28,11 @@ STREAM_KEY_PREFIX = "live_"
 
 def stream_key_hash(key: str, server_key: bytes) -> str:
     return hash_secret("streamkey:" + key, server_key)
+
+
+def stream_key_challenge_digest(key: str, salt: str) -> str:
+    """What RTMP's authmod=adobe challenge checks against (user and password are both the key)."""
+    return base64.b64encode(hashlib.md5((key + salt + key).encode(), usedforsecurity=False).digest()).decode()
 
 
 class SourceService:
@@ -108,7 +115,14 @@ class SourceService:
         actor.require("sources:write")
         src = await self._load(actor, studio_id, source_id)
         key = STREAM_KEY_PREFIX + secrets.token_urlsafe(24)
-        updated = replace(src, stream_key_hash=stream_key_hash(key, self._d.server_key), updated_at=self._d.now())
+        salt = secrets.token_urlsafe(12)
+        updated = replace(
+            src,
+            stream_key_hash=stream_key_hash(key, self._d.server_key),
+            stream_key_salt=salt,
+            stream_key_digest=stream_key_challenge_digest(key, salt),
+            updated_at=self._d.now(),
+        )
         await self._d.storage.apply([Update(updated)])
         return updated, key
 

@@ -1,0 +1,135 @@
+"""Shared helpers for the RTMP tests: a runtime with the listener on a free port, sources, ffmpeg."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import subprocess
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from tests.conftest import memory_settings
+from trax.runtime import Runtime
+from trax.services import Principal
+
+
+def self_signed(tmp: Path) -> tuple[Path, Path]:
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "127.0.0.1")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - dt.timedelta(minutes=5))
+        .not_valid_after(now + dt.timedelta(days=1))
+        .sign(key, hashes.SHA256())
+    )
+    certfile, keyfile = tmp / "cert.pem", tmp / "key.pem"
+    certfile.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    keyfile.write_bytes(
+        key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
+    )
+    return certfile, keyfile
+
+
+@contextlib.asynccontextmanager
+async def rtmp_runtime(tmp: Path, *, tls: bool = False, **rtmp_options: Any) -> AsyncIterator[Runtime]:
+    ingest: dict[str, Any] = {"host": "127.0.0.1", "rtmp": {"enabled": True, "port": 0, **rtmp_options}}
+    if tls:
+        certfile, keyfile = self_signed(tmp)
+        ingest["rtmps"] = {"enabled": True, "port": 0, "certfile": str(certfile), "keyfile": str(keyfile)}
+    rt = Runtime(memory_settings(tmp, ingest=ingest))  # type: ignore[arg-type]
+    async with rt:
+        await rt.start_transports()
+        try:
+            yield rt
+        finally:
+            for t in rt.transports.values():
+                await t.stop()
+
+
+def port(rt: Runtime, name: str = "rtmp") -> int:
+    return int(rt.transports[name].port)  # type: ignore[attr-defined]
+
+
+@dataclass
+class Studio:
+    operator: Principal
+    studio_id: str
+
+
+async def new_source(rt: Runtime, kind: str = "rtmp") -> Any:
+    acct = await rt.services.accounts.create("acme")
+    op = Principal.operator(acct.id)
+    studio = await rt.services.studios.create(op, name="s")
+    return await rt.services.sources.create(op, studio.id, name="cam", kind=kind), op
+
+
+FFMPEG_SRC = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+FFMPEG_ENC = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"]
+FFMPEG_ENC += ["-c:a", "aac", "-b:a", "64k"]
+
+
+def publish_cmd(ffmpeg: str, url: str, seconds: float, *, realtime: bool = True) -> list[str]:
+    cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin"]
+    if realtime:
+        cmd.append("-re")
+    return [*cmd, *FFMPEG_SRC, "-t", str(seconds), *FFMPEG_ENC, "-f", "flv", url]
+
+
+async def run(cmd: list[str], timeout: float) -> tuple[int, str]:
+    """Run a client to completion (killed after ``timeout``): (exit code, stderr)."""
+    proc = await asyncio.create_subprocess_exec(
+        *cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    try:
+        async with asyncio.timeout(timeout):
+            _, err = await proc.communicate()
+    except TimeoutError:
+        proc.kill()
+        _, err = await proc.communicate()
+        return -9, err.decode(errors="replace")
+    return int(proc.returncode or 0), err.decode(errors="replace")
+
+
+async def count_hub_packets(rt: Runtime, path: str, *, until_s: float) -> dict[str, Any]:
+    """Read ``path`` from the hub: packets per track kind, and the tracks (ends when the publisher leaves)."""
+    counts = {"video": 0, "audio": 0, "keyframes": 0, "tracks": None, "video_data": []}
+    async with asyncio.timeout(until_s):
+        async with rt.hub.open_reader(path, max_queue=100_000) as reader:
+            tracks = await reader.tracks()
+            counts["tracks"] = tracks
+            kinds = {t.index: t.kind for t in tracks}
+            async for pkt in reader:
+                kind = kinds[pkt.track]
+                counts[kind] += 1
+                if kind == "video":
+                    counts["video_data"].append(pkt)
+                    counts["keyframes"] += int(pkt.keyframe)
+    return counts
+
+
+def decode_h264(packets: list[Any]) -> int:
+    """Frames PyAV decodes from canonical Annex B packets."""
+    import av
+
+    codec = av.CodecContext.create("h264", "r")
+    frames = 0
+    for p in packets:
+        for _ in codec.decode(av.Packet(p.data)):
+            frames += 1
+    with contextlib.suppress(Exception):
+        for _ in codec.decode(None):
+            frames += 1
+    return frames

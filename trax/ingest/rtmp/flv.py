@@ -1,0 +1,331 @@
+"""FLV tag bodies (RTMP audio/video messages) ↔ the hub's canonical tracks and packets.
+
+Ingest: H.264 AVCC (length-prefixed NAL units) → Annex B with SPS/PPS before keyframes;
+AAC raw frames with the AudioSpecificConfig as ``Track.extradata``. Playback does the reverse.
+This is byte reshuffling only (no decoding), so it is done here rather than through a
+PyAV bitstream filter, which would need a codec context per connection and a copy per packet.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Any
+
+from trax.ingest.media import H264_PPS, H264_SPS, H264ParameterSets, Packet, Track, annexb, iter_annexb_nals
+
+FLV_TIME_BASE = Fraction(1, 1000)
+
+VIDEO_CODEC_AVC = 7
+AUDIO_FORMAT_AAC = 10
+H264_AUD = 9
+
+AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
+
+
+class FlvError(ValueError):
+    """A malformed audio/video tag body."""
+
+
+# --- parsing -------------------------------------------------------------------
+
+
+def parse_avc_config(record: bytes) -> tuple[int, list[bytes], list[bytes]]:
+    """An AVCDecoderConfigurationRecord → (NAL length size, SPS list, PPS list)."""
+    if len(record) < 7 or record[0] != 1:
+        raise FlvError("bad AVCDecoderConfigurationRecord")
+    length_size = (record[4] & 0x03) + 1
+    pos = 5
+    out: list[list[bytes]] = [[], []]
+    for which in (0, 1):
+        if pos >= len(record):
+            raise FlvError("truncated AVCDecoderConfigurationRecord")
+        count = record[pos] & (0x1F if which == 0 else 0xFF)
+        pos += 1
+        for _ in range(count):
+            if pos + 2 > len(record):
+                raise FlvError("truncated AVCDecoderConfigurationRecord")
+            n = int.from_bytes(record[pos : pos + 2], "big")
+            pos += 2
+            if pos + n > len(record):
+                raise FlvError("truncated AVCDecoderConfigurationRecord")
+            out[which].append(record[pos : pos + n])
+            pos += n
+    return length_size, out[0], out[1]
+
+
+def iter_length_prefixed(data: bytes, length_size: int) -> Iterator[bytes]:
+    pos = 0
+    n = len(data)
+    while pos + length_size <= n:
+        size = int.from_bytes(data[pos : pos + length_size], "big")
+        pos += length_size
+        if size == 0:
+            continue
+        if pos + size > n:
+            raise FlvError("NAL unit runs past the end of the tag")
+        yield data[pos : pos + size]
+        pos += size
+
+
+def parse_audio_specific_config(asc: bytes) -> tuple[int | None, int | None]:
+    """(sample rate, channels) from an AAC AudioSpecificConfig, where it says."""
+    if len(asc) < 2:
+        return None, None
+    bits = int.from_bytes(asc[:5].ljust(5, b"\x00"), "big")
+    object_type = bits >> 35
+    shift = 35
+    if object_type == 31:
+        shift -= 6
+    index = (bits >> (shift - 4)) & 0x0F
+    shift -= 4
+    if index == 15:
+        rate: int | None = (bits >> (shift - 24)) & 0xFFFFFF
+        shift -= 24
+    else:
+        rate = AAC_SAMPLE_RATES[index] if index < len(AAC_SAMPLE_RATES) else None
+    channels = (bits >> (shift - 4)) & 0x0F
+    return rate, channels or None
+
+
+@dataclass(slots=True)
+class _Pending:
+    type_id: int
+    timestamp: int
+    payload: bytes
+
+
+@dataclass
+class FlvIngest:
+    """Turns a publisher's audio/video messages into tracks, then packets.
+
+    The hub needs the track list up front, but FLV announces codec configuration in
+    sequence headers that arrive with the first media. Media is held (bounded) until every
+    announced track has its configuration, then released in order.
+    """
+
+    expect_video: bool | None = None
+    expect_audio: bool | None = None
+    max_held: int = 512
+    width: int | None = None
+    height: int | None = None
+    _avc: tuple[int, list[bytes], list[bytes]] | None = None
+    _asc: bytes | None = None
+    _held: list[_Pending] = field(default_factory=list)
+    _tracks: list[Track] | None = None
+    _video_index: int | None = None
+    _audio_index: int | None = None
+    _params: H264ParameterSets = field(default_factory=H264ParameterSets)
+    ignored: set[str] = field(default_factory=set)
+
+    def on_metadata(self, meta: dict[str, Any]) -> None:
+        if self._tracks is not None:
+            return
+        self.expect_video = "videocodecid" in meta or "width" in meta
+        self.expect_audio = "audiocodecid" in meta or "audiosamplerate" in meta
+        for key in ("width", "height"):
+            value = meta.get(key)
+            if isinstance(value, float | int) and 0 < value < 65536:
+                setattr(self, key, int(value))
+
+    @property
+    def tracks(self) -> list[Track] | None:
+        return self._tracks
+
+    def push(self, type_id: int, timestamp: int, payload: bytes) -> list[Packet]:
+        """Packets ready for the hub (none while the track list is still being learned)."""
+        if self._tracks is not None:
+            return self._convert(type_id, timestamp, payload)
+        self._learn(type_id, payload)
+        self._held.append(_Pending(type_id, timestamp, payload))
+        if not self._ready():
+            return []
+        return self.release()
+
+    def release(self) -> list[Packet]:
+        """Fix the track list from what is known and convert everything held."""
+        tracks: list[Track] = []
+        if self._avc is not None:
+            self._video_index = len(tracks)
+            tracks.append(Track(len(tracks), "video", "h264", FLV_TIME_BASE, None, self.width, self.height))
+        if self._asc is not None:
+            rate, channels = parse_audio_specific_config(self._asc)
+            self._audio_index = len(tracks)
+            tracks.append(
+                Track(len(tracks), "audio", "aac", FLV_TIME_BASE, self._asc, sample_rate=rate, channels=channels)
+            )
+        self._tracks = tracks
+        held, self._held = self._held, []
+        out: list[Packet] = []
+        for p in held:
+            out += self._convert(p.type_id, p.timestamp, p.payload)
+        return out
+
+    @property
+    def holding(self) -> int:
+        return len(self._held)
+
+    def _ready(self) -> bool:
+        if len(self._held) >= self.max_held:
+            return True
+        want_video = self.expect_video if self.expect_video is not None else True
+        want_audio = self.expect_audio if self.expect_audio is not None else True
+        have_video = self._avc is not None
+        have_audio = self._asc is not None
+        if self.expect_video is None and self.expect_audio is None:
+            # no metadata: both sequence headers, or one track's media well past its header
+            return (have_video and have_audio) or len(self._held) >= 64
+        return (have_video or not want_video) and (have_audio or not want_audio)
+
+    def _learn(self, type_id: int, payload: bytes) -> None:
+        if type_id == 9 and len(payload) >= 5 and payload[0] & 0x0F == VIDEO_CODEC_AVC and payload[1] == 0:
+            self._avc = parse_avc_config(payload[5:])
+        elif type_id == 8 and len(payload) >= 2 and payload[0] >> 4 == AUDIO_FORMAT_AAC and payload[1] == 0:
+            self._asc = bytes(payload[2:])
+
+    def _convert(self, type_id: int, timestamp: int, payload: bytes) -> list[Packet]:
+        if type_id == 9:
+            return self._video(timestamp, payload)
+        if type_id == 8:
+            return self._audio(timestamp, payload)
+        return []
+
+    def _video(self, timestamp: int, payload: bytes) -> list[Packet]:
+        if not payload:
+            return []
+        if payload[0] & 0x80:
+            self.ignored.add("enhanced-rtmp video")
+            return []
+        if payload[0] & 0x0F != VIDEO_CODEC_AVC:
+            self.ignored.add(f"flv video codec {payload[0] & 0x0F}")
+            return []
+        if len(payload) < 5:
+            raise FlvError("short AVC tag")
+        kind = payload[1]
+        if kind == 0:
+            self._avc = parse_avc_config(payload[5:])
+            return []
+        if kind != 1 or self._video_index is None or self._avc is None:
+            return []
+        cts = int.from_bytes(payload[2:5], "big")
+        if cts & 0x800000:
+            cts -= 0x1000000
+        length_size, sps, pps = self._avc
+        if self._params.sps is None and sps and pps:
+            self._params.sps, self._params.pps = sps[0], pps[0]
+        nals = list(iter_length_prefixed(payload[5:], length_size))
+        if not nals:
+            return []
+        data, idr = self._params.canonical(annexb(nals))
+        keyframe = idr or (payload[0] >> 4) == 1
+        return [Packet(self._video_index, data, timestamp + cts, timestamp, keyframe)]
+
+    def _audio(self, timestamp: int, payload: bytes) -> list[Packet]:
+        if len(payload) < 2:
+            return []
+        if payload[0] >> 4 != AUDIO_FORMAT_AAC:
+            self.ignored.add(f"flv audio format {payload[0] >> 4}")
+            return []
+        if payload[1] == 0:
+            return []  # a repeated sequence header; the track's extradata already holds the first
+        if self._audio_index is None:
+            return []
+        return [Packet(self._audio_index, bytes(payload[2:]), timestamp, timestamp, True)]
+
+
+# --- writing (playback) ----------------------------------------------------------
+
+
+def avc_config(sps: bytes, pps: bytes) -> bytes:
+    """An AVCDecoderConfigurationRecord with 4-byte NAL lengths."""
+    if len(sps) < 4:
+        raise FlvError("SPS too short")
+    return (
+        bytes([1, sps[1], sps[2], sps[3], 0xFF, 0xE1])
+        + struct.pack(">H", len(sps))
+        + sps
+        + b"\x01"
+        + struct.pack(">H", len(pps))
+        + pps
+    )
+
+
+def _rescale(value: int, tb: Fraction) -> int:
+    return int(value * tb * 1000)
+
+
+@dataclass
+class FlvEgress:
+    """Turns hub packets back into FLV audio/video tag bodies: (type_id, timestamp ms, payload)."""
+
+    tracks: list[Track]
+    _sent_avc: bytes | None = None
+    _sent_aac: bool = False
+    _origin: int | None = None
+    skipped: set[str] = field(default_factory=set)
+
+    @property
+    def video(self) -> Track | None:
+        return next((t for t in self.tracks if t.kind == "video" and t.codec == "h264"), None)
+
+    @property
+    def audio(self) -> Track | None:
+        return next((t for t in self.tracks if t.kind == "audio" and t.codec == "aac"), None)
+
+    def metadata(self) -> dict[str, Any]:
+        meta: dict[str, Any] = {}
+        v, a = self.video, self.audio
+        if v is not None:
+            meta["videocodecid"] = VIDEO_CODEC_AVC
+            if v.width and v.height:
+                meta["width"], meta["height"] = v.width, v.height
+        if a is not None:
+            meta["audiocodecid"] = AUDIO_FORMAT_AAC
+            if a.sample_rate:
+                meta["audiosamplerate"] = a.sample_rate
+            if a.channels:
+                meta["stereo"] = a.channels > 1
+        return meta
+
+    def convert(self, packet: Packet) -> list[tuple[int, int, bytes]]:
+        track = next((t for t in self.tracks if t.index == packet.track), None)
+        if track is None:
+            return []
+        if track is not self.video and track is not self.audio:
+            self.skipped.add(f"{track.kind} {track.codec}")
+            return []
+        dts_ms = _rescale(packet.dts, track.time_base)
+        if self._origin is None:
+            self._origin = dts_ms
+        ts = max(0, dts_ms - self._origin) & 0xFFFFFFFF
+        out: list[tuple[int, int, bytes]] = []
+        if track is self.video:
+            nals = list(iter_annexb_nals(packet.data))
+            types = [n[0] & 0x1F for n in nals]
+            if H264_SPS in types and H264_PPS in types:
+                record = avc_config(nals[types.index(H264_SPS)], nals[types.index(H264_PPS)])
+                if record != self._sent_avc:
+                    out.append((9, ts, b"\x17\x00\x00\x00\x00" + record))
+                    self._sent_avc = record
+            if self._sent_avc is None:
+                return out  # nothing decodable before the first keyframe's parameter sets
+            body = b"".join(
+                struct.pack(">I", len(n)) + n
+                for n, t in zip(nals, types, strict=True)
+                if t not in (H264_SPS, H264_PPS, H264_AUD)
+            )
+            if not body:
+                return out
+            cts = _rescale(packet.pts - packet.dts, track.time_base)
+            head = 0x17 if packet.keyframe else 0x27
+            out.append((9, ts, bytes([head, 1]) + (cts & 0xFFFFFF).to_bytes(3, "big") + body))
+        else:
+            if not self._sent_aac:
+                if not track.extradata:
+                    return out
+                out.append((8, ts, b"\xaf\x00" + track.extradata))
+                self._sent_aac = True
+            out.append((8, ts, b"\xaf\x01" + packet.data))
+        return out

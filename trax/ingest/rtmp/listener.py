@@ -1,0 +1,93 @@
+"""The ``rtmp`` and ``rtmps`` transports: an asyncio TCP (or TLS) server running one session per client."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import ssl
+from typing import Any
+
+from trax.ingest.rtmp.auth import AdobeChallenges
+from trax.ingest.rtmp.options import RtmpOptions
+from trax.ingest.rtmp.session import MediaEnv, RtmpSession
+
+log = logging.getLogger(__name__)
+
+
+def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(certfile, keyfile)
+    return ctx
+
+
+class RtmpListener:
+    """One listening socket; ``start``/``stop`` with the runtime. Stopping ends every session."""
+
+    def __init__(self, name: str, options: RtmpOptions, env: MediaEnv, *, host: str = "127.0.0.1") -> None:
+        self.name = name
+        self.options = options
+        self.env = env
+        self.host = options.host or host
+        self.port = options.port
+        self._server: asyncio.Server | None = None
+        self._sessions: set[asyncio.Task[None]] = set()
+        self._challenges = AdobeChallenges(env.deps.server_key)
+        self._ssl = (
+            tls_context(str(options.certfile), str(options.keyfile)) if options.certfile and options.keyfile else None
+        )
+
+    def __repr__(self) -> str:
+        return f"<RtmpListener {self.name} {self.host}:{self.port} sessions={len(self._sessions)}>"
+
+    @property
+    def sessions(self) -> int:
+        return len(self._sessions)
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(
+            self._accept,
+            self.host,
+            self.options.port,
+            ssl=self._ssl,
+            ssl_handshake_timeout=self.options.handshake_timeout if self._ssl else None,
+            limit=256 * 1024,
+        )
+        sockets = self._server.sockets
+        if sockets:
+            self.port = int(sockets[0].getsockname()[1])
+        log.info("%s listening on %s:%s", self.name, self.host, self.port)
+
+    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self._sessions) >= self.options.max_connections:
+            writer.transport.abort()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self._sessions.add(task)
+        try:
+            await RtmpSession(reader, writer, self.env, self.options, self.name, self._challenges).run()
+        except Exception:
+            log.exception("%s session crashed", self.name)
+            writer.transport.abort()
+        finally:
+            self._sessions.discard(task)
+
+    async def stop(self) -> None:
+        server, self._server = self._server, None
+        if server is not None:
+            server.close()
+        tasks = list(self._sessions)
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if server is not None:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(5):
+                    await server.wait_closed()
+
+
+def make_listener(name: str, options: RtmpOptions, runtime: Any) -> RtmpListener:
+    return RtmpListener(name, options, runtime, host=runtime.settings.ingest.host)

@@ -1,0 +1,42 @@
+"""The ``ingest.rtmp`` / ``ingest.rtmps`` options (validated at start-up)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+
+class RtmpOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    port: int = Field(1935, ge=0, le=65535)
+    host: str | None = None
+    """Bind address; ``ingest.host`` when unset."""
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    handshake_timeout: float = Field(10.0, gt=0)
+    """Seconds a client has to finish the handshake and send ``connect``."""
+    idle_timeout: float = Field(30.0, gt=0)
+    """Seconds without any message from a client that is not playing."""
+    write_timeout: float = Field(10.0, gt=0)
+    """Seconds a player may leave our output unread before it is dropped."""
+    max_connections: int = Field(1000, ge=1)
+    max_message_size: int = Field(8 * 1024 * 1024, ge=1024)
+    max_chunk_size: int = Field(1024 * 1024, ge=128, le=0x7FFFFFFF)
+    max_chunk_streams: int = Field(64, ge=4)
+    max_streams: int = Field(8, ge=1)
+    """``createStream`` calls allowed per connection."""
+    out_chunk_size: int = Field(4096, ge=128, le=65536)
+    read_queue: int = Field(1024, ge=16)
+    """Packets a player may fall behind before it skips to the next keyframe."""
+
+
+class RtmpsOptions(RtmpOptions):
+    port: int = Field(1936, ge=0, le=65535)
+
+    @model_validator(mode="after")
+    def _needs_tls(self) -> RtmpsOptions:
+        if self.certfile is None or self.keyfile is None:
+            raise ValueError("rtmps needs certfile and keyfile")
+        return self
