@@ -140,10 +140,16 @@ class Runtime:
                 await result
 
     async def _on_event(self, event: Event) -> None:
-        try:
-            await self._call_all(self.pm.hook.trax_event, event=event, runtime=self)
-        except Exception:
-            log.exception("a plugin's trax_event failed for %s", event.type)
+        # Each plugin is called on its own: through pluggy, the first one to raise
+        # would stop every later one from seeing the event.
+        for impl in self.pm.hook.trax_event.get_hookimpls():
+            try:
+                args = {"event": event, "runtime": self}
+                result = impl.function(*(args[name] for name in impl.argnames))
+                if inspect.isawaitable(result):
+                    await result
+            except Exception:
+                log.exception("plugin %s: trax_event failed for %s", impl.plugin_name, event.type)
 
     async def start(self, *, transports: bool = False) -> Runtime:
         """Open every backend, run ``trax_startup``; with ``transports=True`` start ingest listeners too."""
