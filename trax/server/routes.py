@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from litestar import Request, Response
-from litestar.di import Provide
+from litestar.di import NamedDependency, Provide
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
@@ -110,3 +110,8 @@ DEPENDENCIES = {
 
 def created(content: Any, location: str) -> Response[Any]:
     return Response(content, status_code=201, headers={"Location": location})
+
+
+Svc = NamedDependency[Services]
+Actor = NamedDependency[Principal]
+Rt = NamedDependency[Runtime]

@@ -5,11 +5,10 @@ from __future__ import annotations
 from typing import Annotated
 
 from litestar import Controller, Response, get, post
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
-from trax.server.routes import Cursor, Limit, created, route
+from trax.server.routes import Actor, Cursor, Limit, Svc, created, route
 from trax.server.wire import ChatMessageOut, ChatMessagePage, ChatSend, chat_out
-from trax.services import Principal, Services
 
 After = Annotated[str | None, QueryParameter(description="Only messages after this message id (for polling).")]
 
@@ -21,9 +20,9 @@ class ChatController(Controller):
     @get("/", **route("listChatMessages", "chat:read", summary="List a studio's chat messages"))
     async def list_messages(
         self,
-        svc: Services,
-        actor: Principal,
-        studioId: str,
+        svc: Svc,
+        actor: Actor,
+        studioId: FromPath[str],
         limit: Limit = None,
         cursor: Cursor = None,
         after: After = None,
@@ -37,7 +36,7 @@ class ChatController(Controller):
         **route("sendChatMessage", "chat:write", summary="Send a chat message", body=True, mutating=True),
     )
     async def send_message(
-        self, svc: Services, actor: Principal, studioId: str, data: JSONBody[ChatSend]
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], data: JSONBody[ChatSend]
     ) -> Response[ChatMessageOut]:
         msg = await svc.chat.send(actor, studioId, text=data.text)
         return created(chat_out(msg), f"/v1/studios/{studioId}/chat/messages?after={msg.id}")

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from litestar import Controller, delete, get
+from litestar.params import FromPath
 
-from trax.server.routes import Cursor, Limit, route
+from trax.server.routes import Actor, Cursor, Limit, Svc, route
 from trax.server.wire import ConnectionOut, ConnectionPage, connection_out
-from trax.services import Principal, Services
 
 
 class ConnectionController(Controller):
@@ -15,13 +15,13 @@ class ConnectionController(Controller):
 
     @get("/", **route("listConnections", "connections:read", summary="List linked platform accounts"))
     async def list_connections(
-        self, svc: Services, actor: Principal, limit: Limit = None, cursor: Cursor = None
+        self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None
     ) -> ConnectionPage:
         page = await svc.connections.list(actor, limit=limit, cursor=cursor)
         return ConnectionPage(data=[connection_out(c) for c in page.data], next_cursor=page.next_cursor)
 
     @get("/{connectionId:str}", **route("getConnection", "connections:read", summary="Get a linked account"))
-    async def get_connection(self, svc: Services, actor: Principal, connectionId: str) -> ConnectionOut:
+    async def get_connection(self, svc: Svc, actor: Actor, connectionId: FromPath[str]) -> ConnectionOut:
         return connection_out(await svc.connections.get(actor, connectionId))
 
     @delete(
@@ -29,5 +29,5 @@ class ConnectionController(Controller):
         status_code=204,
         **route("deleteConnection", "connections:write", summary="Unlink a platform account", mutating=True),
     )
-    async def delete_connection(self, svc: Services, actor: Principal, connectionId: str) -> None:
+    async def delete_connection(self, svc: Svc, actor: Actor, connectionId: FromPath[str]) -> None:
         await svc.connections.unlink(actor, connectionId)

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
-from trax.server.routes import Cursor, Limit, created, route
+from trax.server.routes import Actor, Cursor, Limit, Svc, created, route
 from trax.server.wire import (
     DestinationCreate,
     DestinationOut,
@@ -14,7 +14,6 @@ from trax.server.wire import (
     changes,
     destination_out,
 )
-from trax.services import Principal, Services
 
 
 class DestinationController(Controller):
@@ -23,7 +22,7 @@ class DestinationController(Controller):
 
     @get("/", **route("listDestinations", "destinations:read", summary="List a studio's destinations"))
     async def list_destinations(
-        self, svc: Services, actor: Principal, studioId: str, limit: Limit = None, cursor: Cursor = None
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], limit: Limit = None, cursor: Cursor = None
     ) -> DestinationPage:
         page = await svc.destinations.list(actor, studioId, limit=limit, cursor=cursor)
         return DestinationPage(data=[destination_out(d) for d in page.data], next_cursor=page.next_cursor)
@@ -34,14 +33,14 @@ class DestinationController(Controller):
         **route("createDestination", "destinations:write", summary="Add a destination", body=True, mutating=True),
     )
     async def create_destination(
-        self, svc: Services, actor: Principal, studioId: str, data: JSONBody[DestinationCreate]
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], data: JSONBody[DestinationCreate]
     ) -> Response[DestinationOut]:
         d = await svc.destinations.create(actor, studioId, changes(data))
         return created(destination_out(d), f"/v1/studios/{studioId}/destinations/{d.id}")
 
     @get("/{destinationId:str}", **route("getDestination", "destinations:read", summary="Get a destination"))
     async def get_destination(
-        self, svc: Services, actor: Principal, studioId: str, destinationId: str
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], destinationId: FromPath[str]
     ) -> DestinationOut:
         return destination_out(await svc.destinations.get(actor, studioId, destinationId))
 
@@ -50,7 +49,12 @@ class DestinationController(Controller):
         **route("updateDestination", "destinations:write", summary="Update a destination", body=True, mutating=True),
     )
     async def update_destination(
-        self, svc: Services, actor: Principal, studioId: str, destinationId: str, data: JSONBody[DestinationUpdate]
+        self,
+        svc: Svc,
+        actor: Actor,
+        studioId: FromPath[str],
+        destinationId: FromPath[str],
+        data: JSONBody[DestinationUpdate],
     ) -> DestinationOut:
         return destination_out(await svc.destinations.update(actor, studioId, destinationId, changes(data)))
 
@@ -59,5 +63,7 @@ class DestinationController(Controller):
         status_code=204,
         **route("deleteDestination", "destinations:write", summary="Remove a destination", mutating=True),
     )
-    async def delete_destination(self, svc: Services, actor: Principal, studioId: str, destinationId: str) -> None:
+    async def delete_destination(
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], destinationId: FromPath[str]
+    ) -> None:
         await svc.destinations.delete(actor, studioId, destinationId)

@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from litestar import Controller, Response, delete, get, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from trax.domain.keys import RateLimitOverride
-from trax.server.routes import Cursor, Limit, created, route
+from trax.server.routes import Actor, Cursor, Limit, Svc, created, route
 from trax.server.wire import ApiKeyPage, ApiKeyWithSecret, KeyCreate, KeyRotate, key_out, key_with_secret
-from trax.services import Principal, Services
 
 
 class KeyController(Controller):
@@ -16,9 +15,7 @@ class KeyController(Controller):
     tags = ["keys"]
 
     @get("/", **route("listKeys", "keys:manage", summary="List the account's API keys"))
-    async def list_keys(
-        self, svc: Services, actor: Principal, limit: Limit = None, cursor: Cursor = None
-    ) -> ApiKeyPage:
+    async def list_keys(self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None) -> ApiKeyPage:
         page = await svc.keys.list(actor, limit=limit, cursor=cursor)
         return ApiKeyPage(data=[key_out(k) for k in page.data], next_cursor=page.next_cursor)
 
@@ -27,9 +24,7 @@ class KeyController(Controller):
         status_code=201,
         **route("createKey", "keys:manage", summary="Create an API key (secret shown once)", body=True, mutating=True),
     )
-    async def create_key(
-        self, svc: Services, actor: Principal, data: JSONBody[KeyCreate]
-    ) -> Response[ApiKeyWithSecret]:
+    async def create_key(self, svc: Svc, actor: Actor, data: JSONBody[KeyCreate]) -> Response[ApiKeyWithSecret]:
         rl = data.rate_limit
         key, secret = await svc.keys.create(
             actor,
@@ -45,7 +40,7 @@ class KeyController(Controller):
     @delete(
         "/{keyId:str}", status_code=204, **route("revokeKey", "keys:manage", summary="Revoke an API key", mutating=True)
     )
-    async def revoke_key(self, svc: Services, actor: Principal, keyId: str) -> None:
+    async def revoke_key(self, svc: Svc, actor: Actor, keyId: FromPath[str]) -> None:
         await svc.keys.revoke(actor, keyId)
 
     @post(
@@ -60,7 +55,7 @@ class KeyController(Controller):
         ),
     )
     async def rotate_key(
-        self, svc: Services, actor: Principal, keyId: str, data: JSONBody[KeyRotate | None] = None
+        self, svc: Svc, actor: Actor, keyId: FromPath[str], data: JSONBody[KeyRotate | None] = None
     ) -> Response[ApiKeyWithSecret]:
         grace = data.grace_period_seconds if data is not None else 0
         key, secret = await svc.keys.rotate(actor, keyId, grace_seconds=grace)

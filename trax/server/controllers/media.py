@@ -7,18 +7,16 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from litestar import Controller, Request, Response, delete, get, post, put
-from litestar.params import JSONBody, QueryParameter
+from litestar.params import FromPath, JSONBody, QueryParameter
 
 from trax.domain.errors import Unauthorized
-from trax.runtime import Runtime
-from trax.server.routes import Cursor, Limit, created, route
+from trax.server.routes import Actor, Cursor, Limit, Rt, Svc, created, route
 from trax.server.wire import MediaAssetOut, MediaAssetPage, UploadCreate, UploadOut, asset_out, upload_out
-from trax.services import Principal, Services
 
 UploadToken = Annotated[str | None, QueryParameter(description="The signed token from Upload.url.")]
 
 
-def base_url(rt: Runtime, request: Request[Any, Any, Any]) -> str:
+def base_url(rt: Rt, request: Request[Any, Any, Any]) -> str:
     configured = rt.settings.server.public_url
     return (configured or str(request.base_url)).rstrip("/")
 
@@ -28,14 +26,12 @@ class MediaController(Controller):
     tags = ["media"]
 
     @get("/", **route("listMediaAssets", "media:read", summary="List media assets"))
-    async def list_assets(
-        self, svc: Services, actor: Principal, limit: Limit = None, cursor: Cursor = None
-    ) -> MediaAssetPage:
+    async def list_assets(self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None) -> MediaAssetPage:
         page = await svc.media.list(actor, limit=limit, cursor=cursor)
         return MediaAssetPage(data=[asset_out(a) for a in page.data], next_cursor=page.next_cursor)
 
     @get("/{assetId:str}", **route("getMediaAsset", "media:read", summary="Get a media asset"))
-    async def get_asset(self, svc: Services, actor: Principal, assetId: str) -> MediaAssetOut:
+    async def get_asset(self, svc: Svc, actor: Actor, assetId: FromPath[str]) -> MediaAssetOut:
         return asset_out(await svc.media.get(actor, assetId))
 
     @delete(
@@ -43,7 +39,7 @@ class MediaController(Controller):
         status_code=204,
         **route("deleteMediaAsset", "media:write", summary="Delete a media asset", mutating=True),
     )
-    async def delete_asset(self, svc: Services, actor: Principal, assetId: str) -> None:
+    async def delete_asset(self, svc: Svc, actor: Actor, assetId: FromPath[str]) -> None:
         await svc.media.delete(actor, assetId)
 
     @post(
@@ -59,9 +55,9 @@ class MediaController(Controller):
     )
     async def create_upload(
         self,
-        svc: Services,
-        rt: Runtime,
-        actor: Principal,
+        svc: Svc,
+        rt: Rt,
+        actor: Actor,
         request: Request[Any, Any, Any],
         data: JSONBody[UploadCreate],
     ) -> Response[UploadOut]:
@@ -91,7 +87,7 @@ class UploadController(Controller):
         ),
     )
     async def put_bytes(
-        self, svc: Services, request: Request[Any, Any, Any], uploadId: str, token: UploadToken = None
+        self, svc: Svc, request: Request[Any, Any, Any], uploadId: FromPath[str], token: UploadToken = None
     ) -> MediaAssetOut:
         if not token:
             raise Unauthorized("The upload URL's token is missing.")

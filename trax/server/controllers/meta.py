@@ -9,9 +9,8 @@ from litestar.routes import HTTPRoute
 
 from trax import __version__
 from trax.domain.errors import TraxError, Unavailable
-from trax.runtime import Runtime
 from trax.server.openapi import finish, to_openapi_30
-from trax.server.routes import route
+from trax.server.routes import Rt, route
 from trax.server.wire import Health
 
 API_VERSION = "1.0.0"
@@ -22,7 +21,7 @@ API_VERSION = "1.0.0"
     tags=["meta"],
     **route("getHealth", None, summary="Liveness and storage reachability", public=True, extra_errors=(503,)),
 )
-async def health(rt: Runtime) -> Response[Health]:
+async def health(rt: Rt) -> Response[Health]:
     try:
         await rt.storage.ping()
     except (TraxError, OSError):
@@ -61,7 +60,7 @@ async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     tags=["meta"],
     **route("getJwks", None, summary="Public keys that verify media tokens", public=True, extra_errors=(503,)),
 )
-async def jwks(rt: Runtime) -> dict[str, Any]:
+async def jwks(rt: Rt) -> dict[str, Any]:
     tokens = getattr(rt, "media_tokens", None)
     if tokens is None:
         raise Unavailable("Media tokens are not available on this deployment.", retry_after=60)

@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import replace
 
 from litestar import Controller, Response, delete, get, patch, post
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
 from trax.domain.errors import InvalidRequest, Unavailable
-from trax.runtime import Runtime
-from trax.server.routes import Cursor, Limit, created, route
+from trax.server.routes import Actor, Cursor, Limit, Rt, Svc, created, route
 from trax.server.wire import (
     IngestCredentialsOut,
     SessionTokenCreate,
@@ -21,7 +20,6 @@ from trax.server.wire import (
     credentials_out,
     source_out,
 )
-from trax.services import Principal, Services
 
 
 class SourceController(Controller):
@@ -30,7 +28,7 @@ class SourceController(Controller):
 
     @get("/", **route("listSources", "sources:read", summary="List a studio's sources"))
     async def list_sources(
-        self, svc: Services, actor: Principal, studioId: str, limit: Limit = None, cursor: Cursor = None
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], limit: Limit = None, cursor: Cursor = None
     ) -> SourcePage:
         page = await svc.sources.list(actor, studioId, limit=limit, cursor=cursor)
         return SourcePage(data=[source_out(s) for s in page.data], next_cursor=page.next_cursor)
@@ -41,7 +39,7 @@ class SourceController(Controller):
         **route("createSource", "sources:write", summary="Add a source", body=True, mutating=True),
     )
     async def create_source(
-        self, svc: Services, actor: Principal, studioId: str, data: JSONBody[SourceCreate]
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], data: JSONBody[SourceCreate]
     ) -> Response[SourceOut]:
         s = await svc.sources.create(
             actor, studioId, name=data.name, kind=data.kind, media_asset_id=data.media_asset_id
@@ -49,7 +47,7 @@ class SourceController(Controller):
         return created(source_out(s), f"/v1/studios/{studioId}/sources/{s.id}")
 
     @get("/{sourceId:str}", **route("getSource", "sources:read", summary="Get a source"))
-    async def get_source(self, svc: Services, actor: Principal, studioId: str, sourceId: str) -> SourceOut:
+    async def get_source(self, svc: Svc, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str]) -> SourceOut:
         return source_out(await svc.sources.get(actor, studioId, sourceId))
 
     @patch(
@@ -57,7 +55,7 @@ class SourceController(Controller):
         **route("updateSource", "sources:write", summary="Update a source", body=True, mutating=True),
     )
     async def update_source(
-        self, svc: Services, actor: Principal, studioId: str, sourceId: str, data: JSONBody[SourceUpdate]
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str], data: JSONBody[SourceUpdate]
     ) -> SourceOut:
         return source_out(await svc.sources.update(actor, studioId, sourceId, changes(data)))
 
@@ -66,7 +64,7 @@ class SourceController(Controller):
         status_code=204,
         **route("deleteSource", "sources:write", summary="Remove a source", mutating=True),
     )
-    async def delete_source(self, svc: Services, actor: Principal, studioId: str, sourceId: str) -> None:
+    async def delete_source(self, svc: Svc, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str]) -> None:
         await svc.sources.delete(actor, studioId, sourceId)
 
 
@@ -89,11 +87,11 @@ class SessionTokenController(Controller):
     )
     async def create_session_token(
         self,
-        svc: Services,
-        rt: Runtime,
-        actor: Principal,
-        studioId: str,
-        sourceId: str,
+        svc: Svc,
+        rt: Rt,
+        actor: Actor,
+        studioId: FromPath[str],
+        sourceId: FromPath[str],
         data: JSONBody[SessionTokenCreate | None] = None,
     ) -> Response[IngestCredentialsOut]:
         body = data or SessionTokenCreate()

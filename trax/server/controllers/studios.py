@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from litestar import Controller, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import JSONBody
+from litestar.params import FromPath, JSONBody
 
-from trax.server.routes import Cursor, Limit, created, route
+from trax.server.routes import Actor, Cursor, Limit, Svc, created, route
 from trax.server.wire import (
     StreamStatusOut,
     StudioCreate,
@@ -17,7 +17,6 @@ from trax.server.wire import (
     stream_status_out,
     studio_out,
 )
-from trax.services import Principal, Services
 
 _ALREADY = ResponseSpec(
     data_container=StreamStatusOut,
@@ -30,9 +29,7 @@ class StudioController(Controller):
     tags = ["studios"]
 
     @get("/", **route("listStudios", "studios:read", summary="List studios"))
-    async def list_studios(
-        self, svc: Services, actor: Principal, limit: Limit = None, cursor: Cursor = None
-    ) -> StudioPage:
+    async def list_studios(self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None) -> StudioPage:
         page = await svc.studios.list(actor, limit=limit, cursor=cursor)
         return StudioPage(data=[studio_out(s) for s in page.data], next_cursor=page.next_cursor)
 
@@ -41,12 +38,12 @@ class StudioController(Controller):
         status_code=201,
         **route("createStudio", "studios:write", summary="Create a studio", body=True, mutating=True),
     )
-    async def create_studio(self, svc: Services, actor: Principal, data: JSONBody[StudioCreate]) -> Response[StudioOut]:
+    async def create_studio(self, svc: Svc, actor: Actor, data: JSONBody[StudioCreate]) -> Response[StudioOut]:
         s = await svc.studios.create(actor, name=data.name, description=data.description)
         return created(studio_out(s), f"/v1/studios/{s.id}")
 
     @get("/{studioId:str}", **route("getStudio", "studios:read", summary="Get a studio"))
-    async def get_studio(self, svc: Services, actor: Principal, studioId: str) -> StudioOut:
+    async def get_studio(self, svc: Svc, actor: Actor, studioId: FromPath[str]) -> StudioOut:
         return studio_out(await svc.studios.get(actor, studioId))
 
     @patch(
@@ -54,7 +51,7 @@ class StudioController(Controller):
         **route("updateStudio", "studios:write", summary="Update a studio", body=True, mutating=True),
     )
     async def update_studio(
-        self, svc: Services, actor: Principal, studioId: str, data: JSONBody[StudioUpdate]
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], data: JSONBody[StudioUpdate]
     ) -> StudioOut:
         return studio_out(await svc.studios.update(actor, studioId, changes(data)))
 
@@ -63,11 +60,11 @@ class StudioController(Controller):
         status_code=204,
         **route("deleteStudio", "studios:write", summary="Delete a studio (409 while live)", mutating=True),
     )
-    async def delete_studio(self, svc: Services, actor: Principal, studioId: str) -> None:
+    async def delete_studio(self, svc: Svc, actor: Actor, studioId: FromPath[str]) -> None:
         await svc.studios.delete(actor, studioId)
 
     @get("/{studioId:str}/stream-status", **route("getStreamStatus", "stream:read", summary="A studio's stream status"))
-    async def stream_status(self, svc: Services, actor: Principal, studioId: str) -> StreamStatusOut:
+    async def stream_status(self, svc: Svc, actor: Actor, studioId: FromPath[str]) -> StreamStatusOut:
         return stream_status_out(await svc.studios.stream_status(actor, studioId))
 
     @post(
@@ -75,7 +72,7 @@ class StudioController(Controller):
         status_code=202,
         **route("goLive", "stream:write", summary="Take a studio live", mutating=True, responses={200: _ALREADY}),
     )
-    async def go_live(self, svc: Services, actor: Principal, studioId: str) -> Response[StreamStatusOut]:
+    async def go_live(self, svc: Svc, actor: Actor, studioId: FromPath[str]) -> Response[StreamStatusOut]:
         status, changed = await svc.studios.go_live(actor, studioId)
         return Response(stream_status_out(status), status_code=202 if changed else 200)
 
@@ -84,6 +81,6 @@ class StudioController(Controller):
         status_code=202,
         **route("goOffline", "stream:write", summary="Take a studio offline", mutating=True, responses={200: _ALREADY}),
     )
-    async def go_offline(self, svc: Services, actor: Principal, studioId: str) -> Response[StreamStatusOut]:
+    async def go_offline(self, svc: Svc, actor: Actor, studioId: FromPath[str]) -> Response[StreamStatusOut]:
         status, changed = await svc.studios.go_offline(actor, studioId)
         return Response(stream_status_out(status), status_code=202 if changed else 200)
