@@ -1,0 +1,528 @@
+"""The SRT transport: libsrt listener threads on one side, the path hub on the event loop on the other.
+
+Threads (libsrt calls block, so none of them runs on the event loop):
+
+* libsrt's own receive thread runs :meth:`SrtTransport._on_handshake` for every
+  caller during its handshake. It parses the streamid and checks a session
+  token synchronously (``MediaTokens.verify_cached``: a signature check, no
+  I/O), so a bad credential is refused before the connection exists, with an
+  SRT rejection reason the caller prints. It never blocks and never raises.
+* one accept thread (``trax-srt-accept``) waits on an SRT epoll and hands each
+  accepted socket to a connection thread;
+* one thread per connection: a publisher's thread reads MPEG-TS, demuxes it
+  with PyAV and hands packets to the loop with ``call_soon_threadsafe``; a
+  reader's thread pulls packets from the hub in batches and muxes them to
+  MPEG-TS (no re-encode).
+
+Stream keys need a storage lookup, which cannot run inside the callback, so a
+stream-key caller is accepted provisionally and closed right after accept when
+the key does not match its path (see docs/srt.md for the trade-off).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import ctypes
+import logging
+import threading
+import time
+from collections.abc import Coroutine
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+
+from trax.domain.errors import Conflict, TraxError, Unauthorized
+from trax.domain.paths import is_valid_path
+from trax.ingest.media import Packet
+from trax.ingest.srt import libsrt
+from trax.ingest.srt.libsrt import LibSrt, SrtError
+from trax.ingest.srt.streamid import StreamId, StreamIdError, parse_streamid
+
+if TYPE_CHECKING:
+    from trax.ingest.hub import Publisher, Reader
+    from trax.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+AUDIENCES = ("ingest",)
+"""SRT accepts tokens for the ``trax-ingest`` audience (ingest.md)."""
+_RECV_BUFFER = 1500
+_POLL_MS = 250
+
+
+class SrtOptions(BaseModel):
+    """``ingest.srt`` in the deployment file."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    port: int = Field(8890, ge=1, le=65535)
+    """UDP port."""
+    host: str | None = None
+    """Bind address; ``ingest.host`` when unset. A numeric IPv4 or IPv6 address."""
+    latency_ms: int = Field(120, ge=20, le=10_000)
+    """SRT receive latency (the peer's is the larger of both sides)."""
+    passphrase: SecretStr | None = None
+    """When set, callers must encrypt with it (10 to 79 characters)."""
+    pbkeylen: Literal[16, 24, 32] = 16
+    """AES key length in bytes when a passphrase is set."""
+    payload_size: int = Field(libsrt.TS_PAYLOAD, ge=188, le=libsrt.LIVE_MAX_PAYLOAD)
+    """Largest payload of one message this listener sends (readers)."""
+    max_connections: int = Field(200, ge=1, le=10_000)
+    """Established connections (publishers and readers); further callers are refused with 1402."""
+    backlog: int = Field(64, ge=1, le=4096)
+    peer_idle_timeout_ms: int = Field(5000, ge=1000, le=120_000)
+    """A connection whose peer is silent this long is broken."""
+    probe_seconds: float = Field(2.0, gt=0, le=10)
+    """How much of a new publisher's stream is analysed to find its tracks."""
+    read_wait_seconds: float = Field(10.0, gt=0, le=300)
+    """How long a ``read`` caller waits for a publisher before it is closed."""
+    reader_queue: int = Field(512, ge=16, le=100_000)
+    """Packets queued per reader before it skips to the next keyframe."""
+    send_stall_seconds: float = Field(5.0, gt=0, le=120)
+    """A reader whose peer accepts nothing for this long is closed."""
+
+    @field_validator("passphrase")
+    @classmethod
+    def _passphrase_length(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not 10 <= len(value.get_secret_value()) <= 79:
+            raise ValueError("an SRT passphrase has 10 to 79 characters")
+        return value
+
+
+class _Connection:
+    def __init__(self, sock: int, peer: str | None) -> None:
+        self.sock = sock
+        self.peer = peer or "?"
+        self.thread: threading.Thread | None = None
+        self.closed = False
+
+
+class SrtTransport:
+    """The ``srt`` transport (``ingest.srt.enabled: true``)."""
+
+    name = "srt"
+
+    def __init__(self, options: SrtOptions, runtime: Runtime) -> None:
+        self.options = options
+        self.runtime = runtime
+        self.host = options.host or runtime.settings.ingest.host
+        self.port = options.port
+        self._lib: LibSrt | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._listener = libsrt.SRT_INVALID_SOCK
+        self._epoll = -1
+        self._stop = threading.Event()
+        self._accept_thread: threading.Thread | None = None
+        self._conns: dict[int, _Connection] = {}
+        self._lock = threading.Lock()
+        self.refused: dict[int, int] = {}
+        """Rejections during the handshake, by SRT rejection reason."""
+
+    def __repr__(self) -> str:
+        return f"<SrtTransport {self.host}:{self.port} connections={len(self._conns)}>"
+
+    @property
+    def connections(self) -> int:
+        return len(self._conns)
+
+    # --- lifecycle ----------------------------------------------------------------
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self._stop.clear()
+        await asyncio.to_thread(self._open)
+        self._accept_thread = threading.Thread(target=self._accept_loop, name="trax-srt-accept", daemon=True)
+        self._accept_thread.start()
+        log.info("SRT listening on %s:%d (libsrt %s)", self.host, self.port, self._require_lib().version)
+
+    def _require_lib(self) -> LibSrt:
+        if self._lib is None:
+            raise RuntimeError("the SRT transport is not started")
+        return self._lib
+
+    def _open(self) -> None:
+        lib = libsrt.load()
+        lib.startup()
+        self._lib = lib
+        o = self.options
+        sock = lib.create_socket()
+        try:
+            lib.set_int(sock, libsrt.SRTO_TRANSTYPE, libsrt.SRTT_LIVE)
+            lib.set_int(sock, libsrt.SRTO_LATENCY, o.latency_ms)
+            lib.set_int(sock, libsrt.SRTO_PAYLOADSIZE, o.payload_size)
+            lib.set_int(sock, libsrt.SRTO_PEERIDLETIMEO, o.peer_idle_timeout_ms)
+            if o.passphrase is not None:
+                lib.set_bytes(sock, libsrt.SRTO_PASSPHRASE, o.passphrase.get_secret_value().encode())
+                lib.set_int(sock, libsrt.SRTO_PBKEYLEN, o.pbkeylen)
+            lib.bind(sock, self.host, self.port)
+            lib.set_listen_callback(sock, self._on_handshake)
+            lib.listen(sock, o.backlog)
+            self._epoll = lib.epoll_create()
+            lib.epoll_add(self._epoll, sock, libsrt.SRT_EPOLL_IN | libsrt.SRT_EPOLL_ERR)
+        except BaseException:
+            lib.close(sock)
+            lib.forget_listen_callback(sock)
+            lib.cleanup()
+            self._lib = None
+            raise
+        self._listener = sock
+
+    async def stop(self) -> None:
+        if self._lib is None:
+            return
+        self._stop.set()
+        lib = self._lib
+        if self._accept_thread is not None:
+            await asyncio.to_thread(self._accept_thread.join, 5)
+        with self._lock:
+            conns = list(self._conns.values())
+        for conn in conns:
+            self._close_conn(conn)
+        for conn in conns:
+            if conn.thread is not None:
+                await asyncio.to_thread(conn.thread.join, 10)
+        lib.epoll_release(self._epoll)
+        lib.close(self._listener)
+        lib.forget_listen_callback(self._listener)
+        lib.cleanup()
+        self._lib = None
+        self._listener = libsrt.SRT_INVALID_SOCK
+        log.info("SRT listener on %s:%d stopped", self.host, self.port)
+
+    # --- the handshake (libsrt's thread: fast, never blocks, never raises) -------
+
+    def _refuse(self, sock: int, peer: str | None, code: int, message: str) -> int:
+        lib = self._require_lib()
+        lib.set_reject_reason(sock, code)
+        self.refused[code] = self.refused.get(code, 0) + 1
+        log.warning("SRT caller %s refused (%d): %s", peer or "?", code, message)
+        return -1
+
+    def _on_handshake(self, sock: int, hs_version: int, peer: str | None, raw: bytes | None) -> int:
+        if self._stop.is_set():
+            return self._refuse(sock, peer, libsrt.REJX_OVERLOAD, "the listener is stopping")
+        if hs_version < 5:
+            return self._refuse(sock, peer, libsrt.REJX_BAD_REQUEST, "SRT v5 handshake (with streamid) required")
+        try:
+            sid = parse_streamid(raw)
+        except StreamIdError as exc:
+            return self._refuse(sock, peer, exc.code, exc.message)
+        if not is_valid_path(sid.path):
+            return self._refuse(sock, peer, libsrt.REJX_NOTFOUND, "no such stream path")
+        if len(self._conns) >= self.options.max_connections:
+            return self._refuse(sock, peer, libsrt.REJX_OVERLOAD, "too many SRT connections")
+        if sid.token is not None:
+            try:
+                self.runtime.media_tokens.verify_cached(
+                    sid.token, path=sid.path, action=sid.action, audiences=AUDIENCES
+                )
+            except Unauthorized as exc:
+                return self._refuse(sock, peer, libsrt.REJX_UNAUTHORIZED, f"{sid.path}: {exc.message}")
+        # best effort (read without the loop's lock); open_publisher decides for certain after accept
+        if sid.action == "publish" and self.runtime.hub.publisher(sid.path) is not None:
+            return self._refuse(sock, peer, libsrt.REJX_CONFLICT, f"{sid.path} already has a publisher")
+        return 0
+
+    # --- accept ----------------------------------------------------------------------
+
+    def _accept_loop(self) -> None:
+        lib = self._require_lib()
+        while not self._stop.is_set():
+            try:
+                ready = lib.epoll_wait_readable(self._epoll, _POLL_MS)
+                if self._listener not in ready or self._stop.is_set():
+                    continue
+                sock, peer = lib.accept(self._listener)
+            except SrtError as exc:
+                if not self._stop.is_set():
+                    log.warning("SRT accept failed: %s", exc)
+                    time.sleep(0.05)
+                continue
+            except Exception:
+                log.exception("SRT accept loop error")
+                continue
+            conn = _Connection(sock, peer)
+            with self._lock:
+                self._conns[sock] = conn
+            conn.thread = threading.Thread(target=self._serve, args=(conn,), name=f"trax-srt-conn-{sock}", daemon=True)
+            conn.thread.start()
+
+    def _close_conn(self, conn: _Connection) -> None:
+        with self._lock:
+            if conn.closed:
+                return
+            conn.closed = True
+        lib = self._lib
+        if lib is not None:
+            lib.close(conn.sock)
+
+    # --- one connection (its own thread) ---------------------------------------------
+
+    def _call(self, coro: Coroutine[Any, Any, T], timeout: float | None = 30.0) -> T:
+        """Run ``coro`` on the event loop and wait for it from this thread."""
+        assert self._loop is not None
+        fut = asyncio.run_coroutine_threadsafe(coro, self._loop)
+        try:
+            return fut.result(timeout)
+        except concurrent.futures.TimeoutError:
+            fut.cancel()
+            raise TimeoutError("the event loop did not answer in time") from None
+
+    def _serve(self, conn: _Connection) -> None:
+        try:
+            lib = self._require_lib()
+            sid = parse_streamid(lib.get_bytes(conn.sock, libsrt.SRTO_STREAMID))
+            self._authorize_accepted(sid)
+            if sid.action == "publish":
+                self._publish(conn, sid)
+            else:
+                self._read(conn, sid)
+        except (StreamIdError, TraxError) as exc:
+            log.warning("SRT %s closed after accept: %s", conn.peer, getattr(exc, "message", str(exc)))
+        except SrtError as exc:
+            log.info("SRT %s: connection ended (%s)", conn.peer, exc)
+        except Exception:
+            log.exception("SRT %s: connection failed", conn.peer)
+        finally:
+            self._close_conn(conn)
+            with self._lock:
+                self._conns.pop(conn.sock, None)
+
+    def _authorize_accepted(self, sid: StreamId) -> None:
+        tokens = self.runtime.media_tokens
+        if sid.token is not None:  # checked in the handshake; again in case it expired in between
+            tokens.verify_cached(sid.token, path=sid.path, action=sid.action, audiences=AUDIENCES)
+            return
+        assert sid.stream_key is not None
+        self._call(tokens.authorize(sid.stream_key, path=sid.path, action=sid.action, audiences=AUDIENCES))
+
+    # publishing ------------------------------------------------------------------------
+
+    def _publish(self, conn: _Connection, sid: StreamId) -> None:
+        from trax.ingest.srt.demux import DemuxError, TsDemuxer
+
+        lib = self._require_lib()
+        source = _SrtInput(lib, conn, self._stop, idle_seconds=self.runtime.hub.idle_timeout)
+        demuxer = TsDemuxer(source, analyze_us=int(self.options.probe_seconds * 1_000_000))
+        try:
+            try:
+                tracks = demuxer.open()
+            except DemuxError as exc:
+                log.warning("SRT %s publishing %s: %s", conn.peer, sid.path, exc)
+                return
+            try:
+                publisher = self._call(self.runtime.hub.open_publisher(sid.path, "srt", tracks))
+            except Conflict:
+                log.warning("SRT %s: %s already has a publisher", conn.peer, sid.path)
+                return
+            log.info("SRT %s publishing %s (%s)", conn.peer, sid.path, ", ".join(t.codec for t in tracks))
+            self._pump(conn, sid, demuxer, publisher)
+        finally:
+            demuxer.close()
+            source.close()
+
+    def _pump(self, conn: _Connection, sid: StreamId, demuxer: Any, publisher: Publisher) -> None:
+        assert self._loop is not None
+        loop = self._loop
+        reason: str | None = None
+        try:
+            for packet in demuxer.packets():
+                if publisher.closed or self._stop.is_set():
+                    break
+                loop.call_soon_threadsafe(publisher.send, packet)
+        except Exception as exc:
+            reason = f"SRT input failed: {type(exc).__name__}"
+            log.exception("SRT %s publishing %s failed", conn.peer, sid.path)
+        finally:
+            try:
+                self._call(publisher.close(reason), timeout=15)
+            except Exception:
+                log.exception("closing the SRT publisher of %s failed", sid.path)
+            log.info(
+                "SRT %s stopped publishing %s: %s packets (%d bytes received)",
+                conn.peer,
+                sid.path,
+                sum(demuxer.received.values()),
+                source_bytes(demuxer),
+            )
+
+    # reading --------------------------------------------------------------------------------
+
+    def _read(self, conn: _Connection, sid: StreamId) -> None:
+        from trax.ingest.srt.mux import TsMuxer
+
+        lib = self._require_lib()
+        lib.set_int(conn.sock, libsrt.SRTO_SNDTIMEO, 500)
+        reader = self._call(self._open_reader(sid.path))
+        sender = _SrtOutput(lib, conn, self.options.send_stall_seconds)
+        muxer: TsMuxer | None = None
+        try:
+            try:
+                tracks = self._call(reader.tracks(wait=self.options.read_wait_seconds), timeout=None)
+            except (TimeoutError, TraxError):
+                log.info("SRT %s reading %s: no publisher arrived", conn.peer, sid.path)
+                return
+            muxer = TsMuxer(list(tracks), sender.write)
+            if muxer.track_count == 0:
+                log.warning("SRT %s reading %s: no track can be carried in MPEG-TS", conn.peer, sid.path)
+                return
+            log.info("SRT %s reading %s", conn.peer, sid.path)
+            while not self._stop.is_set() and not sender.failed:
+                batch = self._call(self._next_batch(reader), timeout=None)
+                if batch is None:
+                    break
+                for packet in batch:
+                    muxer.send(packet)
+                    if sender.failed:
+                        break
+                if not batch and lib.state(conn.sock) != libsrt.SRTS_CONNECTED:
+                    break
+        finally:
+            if muxer is not None:
+                muxer.close()
+            assert self._loop is not None
+            self._loop.call_soon_threadsafe(reader.close)
+            log.info(
+                "SRT %s stopped reading %s: %d packets sent, %d dropped",
+                conn.peer,
+                sid.path,
+                muxer.sent if muxer else 0,
+                reader.dropped,
+            )
+
+    async def _open_reader(self, path: str) -> Reader:
+        return self.runtime.hub.open_reader(path, max_queue=self.options.reader_queue)
+
+    @staticmethod
+    async def _next_batch(reader: Reader, limit: int = 64) -> list[Packet] | None:
+        """Queued packets (waiting up to a second for one); ``None`` when the publisher has left."""
+        batch: list[Packet] = []
+        try:
+            async with asyncio.timeout(1.0):
+                batch.append(await reader.__anext__())
+        except TimeoutError:
+            return []
+        except StopAsyncIteration:
+            return None
+        try:
+            while len(batch) < limit:
+                packet = reader.get_nowait()
+                if packet is None:
+                    break
+                batch.append(packet)
+        except StopAsyncIteration:
+            pass
+        return batch
+
+
+def source_bytes(demuxer: Any) -> int:
+    source = getattr(demuxer, "_source", None)
+    return int(getattr(source, "bytes", 0))
+
+
+class _SrtInput:
+    """A blocking byte source over one SRT socket for PyAV; ``b""`` at the end.
+
+    The socket is non-blocking and waited on through its own SRT epoll, so one
+    ``read`` drains every message already received (fewer trips through
+    Python) and the stop flag is seen within a quarter second.
+    """
+
+    def __init__(self, lib: LibSrt, conn: _Connection, stop: threading.Event, *, idle_seconds: float) -> None:
+        self._lib = lib
+        self._conn = conn
+        self._stop = stop
+        self._idle = idle_seconds
+        self._buf = ctypes.create_string_buffer(_RECV_BUFFER)
+        self._pending = b""
+        self._ended = False
+        self.bytes = 0
+        lib.set_bool(conn.sock, libsrt.SRTO_RCVSYN, False)
+        self._epoll = lib.epoll_create()
+        lib.epoll_add(self._epoll, conn.sock, libsrt.SRT_EPOLL_IN | libsrt.SRT_EPOLL_ERR)
+
+    def read(self, size: int = -1) -> bytes:
+        if size is None or size < 0:
+            size = 64 * 1024
+        if self._pending:
+            out, self._pending = self._pending[:size], self._pending[size:]
+            return out
+        if self._ended:
+            return b""
+        chunks: list[bytes] = []
+        total = 0
+        last = time.monotonic()
+        lib, sock, buf = self._lib, self._conn.sock, self._buf
+        while True:
+            try:
+                n = lib.recvmsg(sock, buf)
+            except SrtError:
+                self._finish()
+                break
+            if n > 0:
+                chunks.append(buf.raw[:n])
+                total += n
+                if total + libsrt.LIVE_MAX_PAYLOAD > size:
+                    break
+                continue
+            if chunks or self._stop.is_set() or self._conn.closed:
+                if not chunks:
+                    self._finish()
+                break
+            if not lib.epoll_wait_readable(self._epoll, _POLL_MS):
+                if time.monotonic() - last > self._idle:
+                    self._finish()
+                    break
+            else:
+                last = time.monotonic()
+        data = b"".join(chunks)
+        self.bytes += len(data)
+        if len(data) > size:
+            data, self._pending = data[:size], data[size:]
+        return data
+
+    def _finish(self) -> None:
+        self._ended = True
+
+    def close(self) -> None:
+        self._ended = True
+        if self._epoll >= 0:
+            self._lib.epoll_release(self._epoll)
+            self._epoll = -1
+
+
+class _SrtOutput:
+    """Writes muxed MPEG-TS as SRT messages; gives up on a peer that accepts nothing for ``stall_seconds``."""
+
+    def __init__(self, lib: LibSrt, conn: _Connection, stall_seconds: float) -> None:
+        self._lib = lib
+        self._conn = conn
+        self._stall = stall_seconds
+        self.failed = False
+        self.dropped = 0
+        self._stalled_since: float | None = None
+
+    def write(self, data: bytes) -> None:
+        if self.failed:
+            return
+        step = libsrt.TS_PAYLOAD
+        for i in range(0, len(data), step):
+            try:
+                sent = self._lib.sendmsg(self._conn.sock, data[i : i + step])
+            except SrtError:
+                self.failed = True
+                return
+            if sent:
+                self._stalled_since = None
+                continue
+            self.dropped += 1
+            now = time.monotonic()
+            if self._stalled_since is None:
+                self._stalled_since = now
+            elif now - self._stalled_since > self._stall:
+                log.info("SRT %s: the reader accepts no data; closing it", self._conn.peer)
+                self.failed = True
+                return
