@@ -1,0 +1,137 @@
+from __future__ import annotations
+
+from fractions import Fraction
+
+import pytest
+
+from trax.ingest.media import Packet, Track, h264_nal_types
+from trax.ingest.rtmp.flv import (
+    FlvEgress,
+    FlvError,
+    FlvIngest,
+    avc_config,
+    parse_audio_specific_config,
+    parse_avc_config,
+)
+
+SPS = bytes.fromhex("6742c01e95a0a0fc88")
+PPS = bytes.fromhex("68ce3c80")
+IDR = bytes.fromhex("6588840021")
+SLICE = bytes.fromhex("419a2222")
+ASC = bytes.fromhex("1210")  # AAC LC, 44.1 kHz, stereo
+
+
+def avcc(*nals: bytes) -> bytes:
+    return b"".join(len(n).to_bytes(4, "big") + n for n in nals)
+
+
+def video_tag(key: bool, kind: int, body: bytes, cts: int = 0) -> bytes:
+    return bytes([0x17 if key else 0x27, kind]) + (cts & 0xFFFFFF).to_bytes(3, "big") + body
+
+
+def test_avc_config_round_trip() -> None:
+    assert parse_avc_config(avc_config(SPS, PPS)) == (4, [SPS], [PPS])
+    with pytest.raises(FlvError):
+        parse_avc_config(avc_config(SPS, PPS)[:9])
+
+
+def test_audio_specific_config() -> None:
+    assert parse_audio_specific_config(ASC) == (44100, 2)
+    assert parse_audio_specific_config(bytes.fromhex("1188")) == (48000, 1)
+
+
+def test_ingest_waits_for_announced_tracks_then_converts() -> None:
+    ingest = FlvIngest()
+    ingest.on_metadata({"videocodecid": 7.0, "audiocodecid": 10.0, "width": 320.0, "height": 240.0})
+    assert ingest.push(9, 0, video_tag(True, 0, avc_config(SPS, PPS))) == []
+    assert ingest.tracks is None  # audio announced, not configured yet
+    packets = ingest.push(8, 0, b"\xaf\x00" + ASC)
+    assert ingest.tracks is not None
+    video, audio = ingest.tracks
+    assert (video.codec, video.width, video.time_base) == ("h264", 320, Fraction(1, 1000))
+    assert (audio.codec, audio.extradata, audio.sample_rate, audio.channels) == ("aac", ASC, 44100, 2)
+    assert packets == []  # the sequence headers are configuration, not packets
+
+    key = ingest.push(9, 40, video_tag(True, 1, avcc(IDR), cts=80))
+    assert len(key) == 1 and key[0].keyframe and (key[0].dts, key[0].pts) == (40, 120)
+    assert h264_nal_types(key[0].data) == [7, 8, 5]  # SPS/PPS put in front of the IDR (canonical form)
+    assert key[0].data.startswith(b"\x00\x00\x00\x01")
+
+    inter = ingest.push(9, 80, video_tag(False, 1, avcc(SLICE), cts=-40))
+    assert h264_nal_types(inter[0].data) == [1] and not inter[0].keyframe and inter[0].pts == 40
+
+    (aac,) = ingest.push(8, 23, b"\xaf\x01raw")
+    assert (aac.track, aac.data, aac.pts) == (1, b"raw", 23)
+
+
+def test_unsupported_codecs_are_skipped_and_named() -> None:
+    ingest = FlvIngest()
+    ingest.on_metadata({"videocodecid": 2.0})
+    ingest.release()
+    assert ingest.push(9, 0, b"\x22\x00\x00") == []  # Sorenson H.263
+    assert ingest.push(8, 0, b"\x2f\x00") == []  # MP3
+    assert "flv video codec 2" in ingest.ignored and "flv audio format 2" in ingest.ignored
+
+
+def test_nal_length_past_the_tag_is_refused() -> None:
+    ingest = FlvIngest(expect_video=True, expect_audio=False)
+    ingest.push(9, 0, video_tag(True, 0, avc_config(SPS, PPS)))
+    with pytest.raises(FlvError):
+        ingest.push(9, 0, video_tag(True, 1, b"\x00\x00\x10\x00" + IDR))
+
+
+def test_egress_sends_sequence_headers_then_avcc() -> None:
+    tracks = [
+        Track(0, "video", "h264", Fraction(1, 90000), width=320, height=240),
+        Track(1, "audio", "aac", Fraction(1, 44100), ASC, sample_rate=44100, channels=2),
+        Track(2, "audio", "opus", Fraction(1, 48000)),
+    ]
+    egress = FlvEgress(tracks)
+    assert egress.metadata()["width"] == 320
+    annexb_key = b"\x00\x00\x00\x01" + SPS + b"\x00\x00\x00\x01" + PPS + b"\x00\x00\x00\x01" + IDR
+    tags = egress.convert(Packet(0, annexb_key, pts=90000 + 3600, dts=90000, keyframe=True))
+    assert tags[0] == (9, 0, b"\x17\x00\x00\x00\x00" + avc_config(SPS, PPS))
+    assert tags[1] == (9, 0, b"\x17\x01" + (40).to_bytes(3, "big") + avcc(IDR))
+    # unchanged parameter sets are not re-sent
+    again = egress.convert(Packet(0, annexb_key, pts=180000, dts=180000, keyframe=True))
+    assert [t[2][1] for t in again] == [1] and again[0][1] == 1000
+    audio = egress.convert(Packet(1, b"raw", pts=44100 * 2, dts=44100 * 2, keyframe=True))
+    assert audio == [(8, 1000, b"\xaf\x00" + ASC), (8, 1000, b"\xaf\x01raw")]
+    assert egress.convert(Packet(2, b"opus", 0, 0)) == [] and "audio opus" in egress.skipped
+
+
+def test_egress_holds_video_until_parameter_sets() -> None:
+    egress = FlvEgress([Track(0, "video", "h264", Fraction(1, 1000))])
+    assert egress.convert(Packet(0, b"\x00\x00\x00\x01" + SLICE, 0, 0)) == []
+
+
+def test_real_h264_survives_flv_and_back() -> None:
+    """PyAV-encoded Annex B → FLV tags → canonical packets → every frame decodes."""
+    av = pytest.importorskip("av")
+    enc = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = 64, 64, "yuv420p"
+    enc.time_base = Fraction(1, 25)
+    enc.options = {"g": "5", "bf": "2", "preset": "ultrafast"}
+    packets: list[Packet] = []
+    for i in range(20):
+        frame = av.VideoFrame(64, 64, "yuv420p")
+        for plane in frame.planes:
+            plane.update(bytes([(i * 7) % 256]) * plane.buffer_size)
+        frame.pts = i
+        for p in enc.encode(frame):
+            packets.append(Packet(0, bytes(p), int(p.pts) * 40 + 1000, int(p.dts) * 40 + 1000, p.is_keyframe))
+    for p in enc.encode(None):
+        packets.append(Packet(0, bytes(p), int(p.pts) * 40 + 1000, int(p.dts) * 40 + 1000, p.is_keyframe))
+    assert len(packets) == 20
+
+    egress = FlvEgress([Track(0, "video", "h264", Fraction(1, 1000))])
+    ingest = FlvIngest(expect_video=True, expect_audio=False)
+    out: list[Packet] = []
+    for p in packets:
+        for type_id, ts, body in egress.convert(p):
+            out += ingest.push(type_id, ts, body)
+    assert len(out) == 20
+    assert all(h264_nal_types(p.data)[:2] == [7, 8] for p in out if p.keyframe)
+    dec = av.CodecContext.create("h264", "r")
+    frames = sum(len(dec.decode(av.Packet(p.data))) for p in out) + len(dec.decode(None))
+    assert frames == 20
