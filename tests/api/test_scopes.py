@@ -1,4 +1,4 @@
-"""Every route × scope: allowed with its scope, 403 naming it without, 401 bare, 404 across accounts."""
+"""Every route x scope: allowed with its scope, 403 naming it without, 401 bare, 404 across accounts."""
 
 from __future__ import annotations
 

@@ -52,7 +52,6 @@ class TraxApiPlugin(InitPlugin):
         self._errors(app_config)
         self._openapi(app_config)
         self._lifespan(app_config)
-        app_config.request_max_body_size = self.runtime.settings.server.max_body_bytes
         app_config.state["runtime"] = self.runtime
         app_config.debug = False
         return app_config
@@ -73,7 +72,11 @@ class TraxApiPlugin(InitPlugin):
         if self.runtime.settings.public_api.session_tokens_enabled:
             handlers.append(SessionTokenController)
         gate = DefineMiddleware(Gate)
-        app_config.route_handlers.append(Router("/v1", route_handlers=handlers, middleware=[gate]))
+        # on the router: Litestar 2.25 ignores AppConfig.request_max_body_size set by a plugin
+        limit = self.runtime.settings.server.max_body_bytes
+        app_config.route_handlers.append(
+            Router("/v1", route_handlers=handlers, middleware=[gate], request_max_body_size=limit)
+        )
         app_config.route_handlers.append(Router("/", route_handlers=[jwks], middleware=[gate]))
         app_config.dependencies.update(DEPENDENCIES)
 
