@@ -149,6 +149,10 @@ class _PerfMonHead(ctypes.Structure):
     ]
 
 
+class _Linger(ctypes.Structure):
+    _fields_ = [("onoff", ctypes.c_int), ("linger", ctypes.c_int)]
+
+
 class _Storage(ctypes.Structure):
     _fields_ = [("raw", ctypes.c_ubyte * 128)]
 
@@ -302,6 +306,12 @@ class LibSrt:
     def set_bool(self, sock: int, opt: int, value: bool) -> None:
         v = ctypes.c_bool(value)
         self._check(self._c.srt_setsockflag(sock, opt, ctypes.byref(v), ctypes.sizeof(v)), f"setsockflag({opt})")
+
+    def set_linger(self, sock: int, seconds: int) -> None:
+        """How long ``close`` waits for unacknowledged data (live mode default: not at all)."""
+        v = _Linger(1 if seconds > 0 else 0, seconds)
+        result = self._c.srt_setsockflag(sock, SRTO_LINGER, ctypes.byref(v), ctypes.sizeof(v))
+        self._check(result, "setsockflag(linger)")
 
     def set_bytes(self, sock: int, opt: int, value: bytes) -> None:
         buf = ctypes.create_string_buffer(value, len(value))

@@ -179,8 +179,8 @@ class SrtTransport:
             await asyncio.to_thread(self._accept_thread.join, 5)
         with self._lock:
             conns = list(self._conns.values())
-        for conn in conns:
-            self._close_conn(conn)
+        for conn in conns:  # close may linger up to 2 s for a reader's tail: off the loop
+            await asyncio.to_thread(self._close_conn, conn)
         for conn in conns:
             if conn.thread is not None:
                 await asyncio.to_thread(conn.thread.join, 10)
@@ -356,6 +356,7 @@ class SrtTransport:
 
         lib = self._require_lib()
         lib.set_int(conn.sock, libsrt.SRTO_SNDTIMEO, 500)
+        lib.set_linger(conn.sock, 2)  # let the tail of the stream reach the player before close
         reader = self._call(self._open_reader(sid.path))
         sender = _SrtOutput(lib, conn, self.options.send_stall_seconds)
         muxer: TsMuxer | None = None
