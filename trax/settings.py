@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
@@ -34,6 +34,16 @@ class ServerSettings(_Section):
     """Base URL clients use to reach /v1 (for upload URLs); derived from host and port if unset."""
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     access_log: bool = False
+    certfile: Path | None = None
+    """PEM certificate (chain) to serve /v1 over HTTPS; needs ``keyfile`` too."""
+    keyfile: Path | None = None
+    """PEM private key of ``certfile``."""
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ServerSettings:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile go together: set both or neither")
+        return self
 
 
 class BackendChoice(_Section):
@@ -152,7 +162,7 @@ class Settings(BaseSettings):
     platforms: dict[str, dict[str, Any]] = Field(default_factory=dict)
     """Enabled platforms by name, each with its options."""
     plugins: PluginsSettings = Field(default_factory=PluginsSettings)
-    log_level: str = "info"
+    log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"
 
     @classmethod
     def settings_customise_sources(
@@ -178,6 +188,17 @@ class _WriteFlagSource(PydanticBaseSettingsSource):
         return {} if value is None else {"public_api": {"write_enabled": value}}
 
 
+def _env_source(loc: tuple[str | int, ...]) -> str | None:
+    """The environment variable that set the value at ``loc``, if one did (so the message points there)."""
+    if tuple(loc[:2]) == ("public_api", "write_enabled") and WRITE_FLAG_ENV in os.environ:
+        return WRITE_FLAG_ENV
+    for depth in range(len(loc), 0, -1):  # TRAX_SERVER__PORT, or a whole-section TRAX_SERVER='{...}'
+        name = "TRAX_" + "__".join(str(p) for p in loc[:depth]).upper()
+        if name in os.environ:
+            return name
+    return None
+
+
 def _format_error(err: ValidationError, origin: str) -> str:
     lines = [f"{origin}: invalid configuration"]
     for e in err.errors():
@@ -185,7 +206,8 @@ def _format_error(err: ValidationError, origin: str) -> str:
         msg = e["msg"]
         if e["type"] == "extra_forbidden":
             msg = "unknown key"
-        lines.append(f"  {loc}: {msg}")
+        env = _env_source(e["loc"])
+        lines.append(f"  {loc}: {msg}" + (f" (set by environment variable {env})" if env else ""))
     return "\n".join(lines)
 
 

@@ -25,6 +25,8 @@ def serve(settings: Settings) -> int:
         lifespan="on",
         server_header=False,
         proxy_headers=False,
+        ssl_certfile=str(settings.server.certfile) if settings.server.certfile else None,
+        ssl_keyfile=str(settings.server.keyfile) if settings.server.keyfile else None,
     )
     server = uvicorn.Server(config)
     server.run()
