@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import subprocess
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +47,7 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
 @contextlib.asynccontextmanager
 async def rtmp_runtime(tmp: Path, *, tls: bool = False, **rtmp_options: Any) -> AsyncIterator[Runtime]:
     ingest: dict[str, Any] = {"host": "127.0.0.1", "rtmp": {"enabled": True, "port": 0, **rtmp_options}}
+    ingest["tokens"] = {"leeway_seconds": 0}  # so a short-lived token really expires within a test
     if tls:
         certfile, keyfile = self_signed(tmp)
         ingest["rtmps"] = {"enabled": True, "port": 0, "certfile": str(certfile), "keyfile": str(keyfile)}
@@ -70,13 +72,14 @@ class Studio:
 
 
 async def new_source(rt: Runtime, kind: str = "rtmp") -> Any:
-    acct = await rt.services.accounts.create("acme")
+    acct = await rt.services.accounts.create(f"acme-{uuid.uuid4().hex[:8]}")
     op = Principal.operator(acct.id)
     studio = await rt.services.studios.create(op, name="s")
     return await rt.services.sources.create(op, studio.id, name="cam", kind=kind), op
 
 
-FFMPEG_SRC = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
+FFMPEG_SRC = ["-f", "lavfi", "-i", "testsrc=size=320x240:rate=25"]
+FFMPEG_SRC += ["-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100"]
 FFMPEG_ENC = ["-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency", "-g", "25", "-pix_fmt", "yuv420p"]
 FFMPEG_ENC += ["-c:a", "aac", "-b:a", "64k"]
 
@@ -88,13 +91,13 @@ def publish_cmd(ffmpeg: str, url: str, seconds: float, *, realtime: bool = True)
     return [*cmd, *FFMPEG_SRC, "-t", str(seconds), *FFMPEG_ENC, "-f", "flv", url]
 
 
-async def run(cmd: list[str], timeout: float) -> tuple[int, str]:
-    """Run a client to completion (killed after ``timeout``): (exit code, stderr)."""
+async def run(cmd: list[str], limit: float) -> tuple[int, str]:
+    """Run a client to completion (killed after ``limit`` seconds): (exit code, stderr)."""
     proc = await asyncio.create_subprocess_exec(
         *cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(limit):
             _, err = await proc.communicate()
     except TimeoutError:
         proc.kill()

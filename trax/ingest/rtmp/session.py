@@ -115,7 +115,7 @@ class RtmpSession:
             await self._loop()
         except (handshake.HandshakeError, ChunkError, ProtocolError, amf0.AmfError, FlvError) as exc:
             reason = f"rtmp: {exc}"
-            log.info("rtmp %s from %s: %s", self.protocol, self.peer, exc)
+            log.info("%s %s: %s", self.protocol, self.peer, exc)
         except _Refused:
             pass
         except (asyncio.IncompleteReadError, ConnectionError, TimeoutError):
@@ -212,7 +212,8 @@ class RtmpSession:
             if name == "FCUnpublish":
                 await self._end_publishing(None)
             if txn:
-                self._send_command(0, "_result", txn, None, None)
+                # a live path has no length; FFmpeg expects a number here
+                self._send_command(0, "_result", txn, None, 0.0 if name == "getStreamLength" else None)
         elif name == "publish":
             await self._publish(stream_id, _arg_str(args, 1))
         elif name == "play":
@@ -279,7 +280,7 @@ class RtmpSession:
             and _consteq(adobe_response(digest, opaque, challenge2), response)
         )
         if not ok:
-            log.info("rtmp %s from %s: adobe challenge failed", self.protocol, self.peer)
+            log.info("%s %s: adobe challenge failed", self.protocol, self.peer)
             await self._reject_connect(txn, AdobeChallenges.failed_description())
         self.adobe_source = source
         self.connect_credential = Credential(adobe_user=user, form="adobe")
@@ -315,13 +316,13 @@ class RtmpSession:
         try:
             path = await self._authorize(name, "publish")
         except TraxError as exc:
-            log.info("rtmp %s from %s: publish refused: %s", self.protocol, self.peer, exc.message)
+            log.info("%s %s: publish refused: %s", self.protocol, self.peer, exc.message)
             await self._refuse_status(stream_id, "NetStream.Publish.BadName", f"Unauthorized: {exc.message}")
             return
         if self.env.hub.publisher(path) is not None:
             await self._refuse_status(stream_id, "NetStream.Publish.BadName", "The path already has a publisher.")
         self.publishing = _Publishing(stream_id, path, FlvIngest())
-        log.info("rtmp %s from %s: publishing %s", self.protocol, self.peer, path)
+        log.info("%s %s: publishing %s", self.protocol, self.peer, path)
         self.out.send(m.user_control(m.STREAM_BEGIN, stream_id), m.CSID_CONTROL)
         self._on_status(stream_id, "status", "NetStream.Publish.Start", f"{path} is now published.")
         await self._flush()
@@ -379,7 +380,7 @@ class RtmpSession:
         tracks = pub.ingest.tracks or []
         if not tracks:
             log.info(
-                "rtmp %s from %s: no supported codec on %s (%s)",
+                "%s %s: no supported codec on %s (%s)",
                 self.protocol,
                 self.peer,
                 pub.path,
@@ -413,7 +414,7 @@ class RtmpSession:
 
     def _publisher_closed(self, reason: str | None) -> None:
         if self.publishing is not None and not self._closing:
-            log.info("rtmp %s from %s: the hub ended %s (%s)", self.protocol, self.peer, self.publishing.path, reason)
+            log.info("%s %s: the hub ended %s (%s)", self.protocol, self.peer, self.publishing.path, reason)
             self._abort(hard=True)
 
     def _abort(self, *, hard: bool) -> None:
@@ -437,7 +438,7 @@ class RtmpSession:
                 await pending
         if pub.publisher is not None and not isinstance(pub.publisher, _Opening):
             await pub.publisher.close(reason)
-            log.info("rtmp %s from %s: %s unpublished", self.protocol, self.peer, pub.path)
+            log.info("%s %s: %s unpublished", self.protocol, self.peer, pub.path)
 
     # --- play ----------------------------------------------------------------------------
 
@@ -450,11 +451,11 @@ class RtmpSession:
             path = await self._authorize(name, "read")
             reader = self.env.hub.open_reader(path, max_queue=self.options.read_queue)
         except TraxError as exc:
-            log.info("rtmp %s from %s: play refused: %s", self.protocol, self.peer, exc.message)
+            log.info("%s %s: play refused: %s", self.protocol, self.peer, exc.message)
             code = "NetStream.Play.StreamNotFound" if isinstance(exc, Conflict) else "NetStream.Play.BadName"
             await self._refuse_status(stream_id, code, f"Unauthorized: {exc.message}")
             return
-        log.info("rtmp %s from %s: playing %s", self.protocol, self.peer, path)
+        log.info("%s %s: playing %s", self.protocol, self.peer, path)
         self.out.send(m.user_control(m.STREAM_BEGIN, stream_id), m.CSID_CONTROL)
         self._on_status(stream_id, "status", "NetStream.Play.Reset", f"Playing and resetting {path}.")
         self._on_status(stream_id, "status", "NetStream.Play.Start", f"Started playing {path}.")
