@@ -10,4 +10,5 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "trax.plugins.api_keys",
     "trax.ingest.rtmp.plugin",
     "trax.ingest.srt.plugin",
+    "trax.ingest.whip.plugin",
 )

@@ -1,0 +1,39 @@
+"""The ``ingest.whip`` options of a deployment file."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class IceServer(BaseModel):
+    """A STUN/TURN server handed to aiortc and advertised to clients as a ``Link`` header."""
+
+    model_config = ConfigDict(extra="forbid")
+    urls: list[str] = Field(min_length=1)
+    username: str | None = None
+    credential: str | None = Field(default=None, repr=False)
+
+
+class WhipOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    port: int = Field(default=8889, ge=0, le=65535)
+    host: str | None = None
+    """Bind address of the HTTP endpoint; ``ingest.host`` if unset."""
+    ice_servers: list[IceServer] = Field(default_factory=list)
+    """Never a public default: with none, only host candidates are used."""
+    host_candidates: list[str] | None = None
+    """IP addresses offered as ICE host candidates (e.g. ``[127.0.0.1]`` for loopback-only tests);
+    unset uses every non-loopback interface."""
+    cors_origins: list[str] = Field(default_factory=lambda: ["*"])
+    """Origins whose pages may publish or play (``*`` for any)."""
+    max_sessions: int = Field(default=500, ge=1)
+    """WHIP + WHEP sessions open at once in this process."""
+    max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    certfile: Path | None = None
+    keyfile: Path | None = None
+    reader_queue: int = Field(default=300, ge=8)
+    """Packets a WHEP viewer may fall behind before it skips to the next keyframe."""
+    keyframe_interval_seconds: float = Field(default=0.5, ge=0)
+    """Keyframe requests (PLI) to a WHIP publisher are sent at most this often."""

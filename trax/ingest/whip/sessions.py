@@ -1,0 +1,332 @@
+"""WHIP publish and WHEP play sessions: one aiortc peer connection each, joined through the hub."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hashlib
+import hmac
+import logging
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unavailable
+from trax.ingest.hub import PathHub, Publisher, Reader
+from trax.ingest.media import (
+    OPUS_TIME_BASE,
+    RTP_VIDEO_TIME_BASE,
+    H264ParameterSets,
+    Packet,
+    Track,
+    vp8_is_keyframe,
+)
+from trax.ingest.whip.ice import rtc_configuration
+from trax.ingest.whip.options import WhipOptions
+from trax.ingest.whip.rtc import HubTrack, tap_receiver
+
+log = logging.getLogger(__name__)
+
+MIME_TO_CODEC = {"video/h264": "h264", "video/vp8": "vp8", "audio/opus": "opus"}
+CODEC_TO_MIME = {v: k for k, v in MIME_TO_CODEC.items()}
+PUBLISH_VIDEO_PREFERENCE = ("video/H264", "video/VP8")
+
+
+def credential_digest(credential: str) -> bytes:
+    return hashlib.sha256(credential.encode()).digest()
+
+
+@dataclass(eq=False)
+class Session:
+    id: str
+    kind: str  # "whip" | "whep"
+    path: str
+    pc: Any = field(repr=False)
+    credential: bytes = field(repr=False)
+    etag: str
+    created_at: float = field(default_factory=time.monotonic)
+    publisher: Publisher | None = field(default=None, repr=False)
+    readers: list[Reader] = field(default_factory=list, repr=False)
+    tracks: list[HubTrack] = field(default_factory=list, repr=False)
+    first_packet_at: float | None = None
+    closed: bool = False
+
+    def owns(self, credential: str | None) -> bool:
+        return credential is not None and hmac.compare_digest(credential_digest(credential), self.credential)
+
+
+def _offer_kinds(sdp: str) -> set[str]:
+    """Cheap checks before aiortc sees the text (its own parse errors become 400 too); the media kinds offered.
+
+    Transceivers are made only for offered kinds: aiortc cannot answer with a
+    transceiver the offer left unmatched.
+    """
+    lines = sdp.replace("\r\n", "\n").split("\n")
+    if not lines or lines[0].strip() != "v=0":
+        raise InvalidRequest("The body is not an SDP offer (it must start with v=0).")
+    kinds = {line[2:].split(" ", 1)[0] for line in lines if line.startswith("m=")}
+    if not kinds:
+        raise InvalidRequest("The SDP offer has no media section.")
+    return kinds
+
+
+def _first_codec(transceiver: Any) -> str | None:
+    for codec in getattr(transceiver, "_codecs", []):
+        name = MIME_TO_CODEC.get(codec.mimeType.lower())
+        if name is not None:
+            return name
+    return None
+
+
+class WebRtcPlane:
+    """The sessions of one WHIP/WHEP endpoint."""
+
+    def __init__(self, options: WhipOptions, hub: PathHub, new_id: Callable[[], str]) -> None:
+        self.options = options
+        self.hub = hub
+        self._new_id = new_id
+        self.sessions: dict[str, Session] = {}
+        self._config = rtc_configuration(options.ice_servers)
+        self._closing: set[asyncio.Task[Any]] = set()
+
+    def __repr__(self) -> str:
+        return f"<WebRtcPlane sessions={len(self.sessions)}>"
+
+    def _admit(self) -> None:
+        if len(self.sessions) >= self.options.max_sessions:
+            raise Unavailable("Too many WebRTC sessions on this server; retry later.")
+
+    def _new_session(self, kind: str, path: str, pc: Any, credential: str) -> Session:
+        sid = secrets.token_urlsafe(18)
+        etag = '"' + hashlib.sha256(sid.encode()).hexdigest()[:16] + '"'
+        session = Session(sid, kind, path, pc, credential_digest(credential), etag)
+        return session
+
+    async def _apply_offer(self, pc: Any, sdp: str) -> None:
+        from aiortc import RTCSessionDescription
+
+        try:
+            await pc.setRemoteDescription(RTCSessionDescription(sdp=sdp, type="offer"))
+        except Exception as exc:
+            # aiortc raises ValueError, KeyError, IndexError, OperationError ... on bad offers
+            if "codec" in str(exc).lower() or type(exc).__name__ == "OperationError":
+                raise InvalidRequest("The SDP offer shares no codec with this stream.") from None
+            raise InvalidRequest("The SDP offer is malformed.") from None
+
+    async def _answer(self, pc: Any) -> str:
+        try:
+            answer = await pc.createAnswer()
+            await pc.setLocalDescription(answer)
+        except Exception as exc:
+            log.info("no answer for an offer: %s: %s", type(exc).__name__, exc)
+            raise InvalidRequest("No answer can be made for this SDP offer.") from None
+        return str(pc.localDescription.sdp)
+
+    # --- WHIP ---------------------------------------------------------------------------
+
+    async def publish(self, path: str, sdp: str, credential: str) -> tuple[Session, str]:
+        from aiortc import RTCPeerConnection, RTCRtpSender
+
+        self._admit()
+        if self.hub.publisher(path) is not None:
+            raise Conflict("This stream path already has a publisher.")
+        kinds = _offer_kinds(sdp)
+        pc = RTCPeerConnection(self._config)
+        try:
+            if "video" in kinds:
+                video = pc.addTransceiver("video", direction="recvonly")
+                caps = RTCRtpSender.getCapabilities("video").codecs
+                video.setCodecPreferences(
+                    [c for mime in PUBLISH_VIDEO_PREFERENCE for c in caps if c.mimeType == mime]
+                    + [c for c in caps if c.mimeType == "video/rtx"]
+                )
+            if "audio" in kinds:
+                audio = pc.addTransceiver("audio", direction="recvonly")
+                audio.setCodecPreferences(
+                    [c for c in RTCRtpSender.getCapabilities("audio").codecs if c.mimeType == "audio/opus"]
+                )
+            await self._apply_offer(pc, sdp)
+            chosen: dict[str, Any] = {}
+            for t in pc.getTransceivers():
+                sends = t._offerDirection in ("recvonly", "sendrecv")  # reversed: the client sends
+                if t.mid is None or not sends or t.kind in chosen:
+                    t.direction = "inactive"
+                    continue
+                chosen[t.kind] = t
+            if not chosen:
+                raise InvalidRequest("The SDP offer sends no audio or video.")
+            tracks: list[Track] = []
+            taps: list[tuple[Any, Track]] = []
+            for kind in ("video", "audio"):
+                chosen_t = chosen.get(kind)
+                codec = _first_codec(chosen_t) if chosen_t is not None else None
+                if chosen_t is None or codec is None:
+                    continue
+                tb = RTP_VIDEO_TIME_BASE if kind == "video" else OPUS_TIME_BASE
+                track = Track(
+                    len(tracks),
+                    kind,
+                    codec,  # type: ignore[arg-type]
+                    tb,
+                    sample_rate=48000 if kind == "audio" else None,
+                    channels=2 if kind == "audio" else None,
+                )
+                tracks.append(track)
+                taps.append((chosen_t, track))
+            if not tracks:
+                raise InvalidRequest("The SDP offer shares no codec with this server (H264, VP8, Opus).")
+            answer = await self._answer(pc)
+            session = self._new_session("whip", path, pc, credential)
+            publisher = await self.hub.open_publisher(path, "whip", tracks)
+        except BaseException:
+            await pc.close()
+            raise
+        session.publisher = publisher
+        for t, track in taps:
+            tap_receiver(t.receiver, self._publish_sink(session, publisher, track))
+        video_rx = next((t.receiver for t, tr in taps if tr.kind == "video"), None)
+        if video_rx is not None:
+            publisher.on_keyframe_request = self._pli_sender(video_rx)
+        publisher.on_close(lambda _reason: self._schedule_close(session))
+        self._watch_connection(session)
+        self.sessions[session.id] = session
+        log.info("WHIP publish on %s (%s)", path, ", ".join(f"{t.kind}:{t.codec}" for t in tracks))
+        return session, answer
+
+    def _publish_sink(self, session: Session, publisher: Publisher, track: Track) -> Callable[[Any, Any], None]:
+        params = H264ParameterSets() if track.codec == "h264" else None
+        index = track.index
+
+        def on_frame(_codec: Any, frame: Any) -> None:
+            data = bytes(frame.data)
+            ts = int(frame.timestamp)
+            if params is not None:
+                data, key = params.canonical(data)
+            elif track.codec == "vp8":
+                key = vp8_is_keyframe(data)
+            else:
+                key = True
+            if session.first_packet_at is None:
+                session.first_packet_at = time.monotonic()
+            publisher.send(Packet(index, data, ts, ts, key))
+
+        return on_frame
+
+    def _pli_sender(self, receiver: Any) -> Callable[[], None]:
+        last = [0.0]
+        interval = self.options.keyframe_interval_seconds
+
+        def request() -> None:
+            now = time.monotonic()
+            if now - last[0] < interval:
+                return
+            sources = receiver.getSynchronizationSources()
+            if not sources:
+                return
+            last[0] = now
+            task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[0].source))
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
+
+        return request
+
+    # --- WHEP -----------------------------------------------------------------------------
+
+    async def play(self, path: str, sdp: str, credential: str) -> tuple[Session, str]:
+        from aiortc import RTCPeerConnection, RTCRtpSender
+
+        self._admit()
+        publisher = self.hub.publisher(path)
+        if publisher is None:
+            raise NotFound("Nothing is being published on this path right now.")
+        kinds = _offer_kinds(sdp)
+        pc = RTCPeerConnection(self._config)
+        session = self._new_session("whep", path, pc, credential)
+        try:
+            for track in publisher.tracks:
+                mime = CODEC_TO_MIME.get(track.codec)
+                if track.kind not in kinds or any(t.kind == track.kind for t in session.tracks):
+                    continue
+                if mime is None:
+                    # e.g. AAC from RTMP/SRT: needs the once-per-path transcode of issue 5
+                    log.info("WHEP on %s: %s track %d has no WebRTC form; skipped", path, track.codec, track.index)
+                    continue
+                reader = self.hub.open_reader(path, max_queue=self.options.reader_queue)
+                session.readers.append(reader)
+                hub_track = HubTrack(
+                    track.kind, reader, track.index, track.time_base, lambda: self._schedule_close(session)
+                )
+                session.tracks.append(hub_track)
+                t = pc.addTransceiver(hub_track, direction="sendonly")
+                caps = RTCRtpSender.getCapabilities(track.kind).codecs
+                t.setCodecPreferences(
+                    [c for c in caps if c.mimeType.lower() == mime]
+                    + ([c for c in caps if c.mimeType == "video/rtx"] if track.kind == "video" else [])
+                )
+                # a viewer's PLI asks the publisher for a keyframe; nothing here could make one
+                setattr(t.sender, "_send_keyframe", reader.request_keyframe)  # noqa: B010
+            if not session.tracks:
+                raise InvalidRequest("This stream has no track WebRTC can play yet.")
+            await self._apply_offer(pc, sdp)
+            negotiated = 0
+            for t in pc.getTransceivers():
+                if t.mid is None or t._offerDirection not in ("sendonly", "sendrecv"):
+                    # not asked for (or the offer wants to send): never started, so stop its reader now
+                    if t.sender.track is not None:
+                        t.sender.track.stop()
+                    t.direction = "inactive"
+                    continue
+                negotiated += 1
+            if not negotiated:
+                raise InvalidRequest("The SDP offer receives none of this stream's tracks.")
+            answer = await self._answer(pc)
+        except BaseException:
+            for tr in session.tracks:
+                tr.stop()
+            await pc.close()
+            raise
+        self._watch_connection(session)
+        self.sessions[session.id] = session
+        return session, answer
+
+    # --- both ----------------------------------------------------------------------------------
+
+    def _watch_connection(self, session: Session) -> None:
+        @session.pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
+        async def on_state() -> None:
+            if session.pc.connectionState in ("failed", "closed"):
+                await self.end(session)
+
+    def _schedule_close(self, session: Session) -> None:
+        if session.closed:
+            return
+        task = asyncio.ensure_future(self.end(session))
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    def get(self, session_id: str) -> Session | None:
+        return self.sessions.get(session_id)
+
+    async def end(self, session: Session, reason: str | None = None) -> None:
+        if session.closed:
+            return
+        session.closed = True
+        self.sessions.pop(session.id, None)
+        for track in session.tracks:
+            track.stop()
+        for reader in session.readers:
+            reader.close()
+        if session.publisher is not None:
+            await session.publisher.close(reason)
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(session.pc.close(), timeout=5)
+        log.info("%s session on %s ended", session.kind.upper(), session.path)
+
+    async def close(self) -> None:
+        for session in list(self.sessions.values()):
+            await self.end(session)
+        for task in list(self._closing):
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(task, timeout=5)
