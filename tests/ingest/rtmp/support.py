@@ -103,6 +103,10 @@ async def run(cmd: list[str], limit: float) -> tuple[int, str]:
         proc.kill()
         _, err = await proc.communicate()
         return -9, err.decode(errors="replace")
+    finally:
+        if proc.returncode is None:  # cancelled: never leave an encoder running
+            proc.kill()
+            await proc.wait()
     return int(proc.returncode or 0), err.decode(errors="replace")
 
 
@@ -136,3 +140,73 @@ def decode_h264(packets: list[Any]) -> int:
         for _ in codec.decode(None):
             frames += 1
     return frames
+
+
+class RawClient:
+    """A bare RTMP client for hostile and edge-case tests (built on the tested chunk layer)."""
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        from trax.ingest.rtmp.chunks import ChunkReader
+
+        self.reader, self.writer = reader, writer
+        self.chunks = ChunkReader(reader)
+        self.txn = 0
+
+    @classmethod
+    async def open(cls, port: int, *, rcvbuf: int | None = None) -> RawClient:
+        import socket
+
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        sock.setblocking(False)
+        await asyncio.get_running_loop().sock_connect(sock, ("127.0.0.1", port))
+        reader, writer = await asyncio.open_connection(sock=sock)
+        return cls(reader, writer)
+
+    async def handshake(self) -> None:
+        import os
+
+        self.writer.write(b"\x03" + os.urandom(1536))
+        await self.reader.readexactly(1 + 1536 * 2)
+        self.writer.write(os.urandom(1536))
+        await self.writer.drain()
+
+    def send(self, type_id: int, payload: bytes, *, stream_id: int = 0, csid: int = 3) -> None:
+        from trax.ingest.rtmp.chunks import encode_message
+        from trax.ingest.rtmp.messages import Message
+
+        self.writer.write(encode_message(Message(type_id, stream_id, 0, payload), csid, 128))
+
+    def command(self, name: str, *args: Any, stream_id: int = 0) -> None:
+        from trax.ingest.rtmp import amf0
+
+        self.txn += 1
+        self.send(20, amf0.encode(name, self.txn, *args), stream_id=stream_id)
+
+    async def expect(self, name: str, limit: float = 5.0) -> list[Any]:
+        """The next command called ``name`` (others skipped)."""
+        from trax.ingest.rtmp import amf0
+
+        async with asyncio.timeout(limit):
+            while True:
+                msg = await self.chunks.read_message()
+                if msg.type_id == 20:
+                    values = amf0.decode_all(msg.payload)
+                    if values and values[0] == name:
+                        return values
+
+    async def closed_by_peer(self, limit: float = 10.0) -> bool:
+        """True when the server ends the connection within ``limit`` seconds."""
+        try:
+            async with asyncio.timeout(limit):
+                while await self.reader.read(65536):
+                    pass
+        except TimeoutError:
+            return False
+        except ConnectionError:
+            return True
+        return True
+
+    def close(self) -> None:
+        self.writer.transport.abort()
