@@ -111,8 +111,9 @@ async def run(cmd: list[str], limit: float = 30) -> tuple[int, str]:
     proc = await asyncio.create_subprocess_exec(*cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE)
     try:
         _, err = await asyncio.wait_for(proc.communicate(), limit)
-    except TimeoutError:
-        proc.kill()
+    except BaseException:  # timed out or cancelled: never leave an encoder running
+        if proc.returncode is None:
+            proc.kill()
         await proc.wait()
         raise
     assert proc.returncode is not None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from pathlib import Path
 
@@ -152,6 +153,49 @@ async def test_stream_key_is_checked_right_after_accept(tmp_path: Path) -> None:
         rc, _ = await run(publish_cmd(env.url(f"publish:{env.path}:{bad}:{bad}"), seconds=2), limit=20)
         assert rc != 0
         assert env.statuses().count("connecting") == 1
+        # the failure is remembered: the same key is now refused in the handshake itself
+        before = env.transport.refused.get(libsrt.REJX_UNAUTHORIZED, 0)
+        rc, _ = await run(publish_cmd(env.url(f"publish:{env.path}:{bad}:{bad}"), seconds=1), limit=20)
+        assert rc != 0
+        assert env.transport.refused.get(libsrt.REJX_UNAUTHORIZED, 0) == before + 1
+
+
+async def test_passphrase_is_required_when_configured(tmp_path: Path) -> None:
+    require_srt()
+    secret = "correct-horse-battery"  # ffmpeg 5.1 does not URL-decode SRT options
+    async with srt_env(tmp_path, passphrase=secret, latency_ms=200) as env:
+        token = await env.token("publish")
+        streamid = f"publish:{env.path}:trax:{token}"
+        rc, _ = await run(publish_cmd(env.url(streamid), seconds=1), limit=20)
+        assert rc != 0, "a caller without the passphrase was accepted"
+        rc, _ = await run(publish_cmd(env.url(streamid, passphrase="wrong passphrase"), seconds=1), limit=20)
+        assert rc != 0, "a caller with the wrong passphrase was accepted"
+        hub_side = asyncio.create_task(collect(env))
+        rc, err = await run(publish_cmd(env.url(streamid, passphrase=secret, linger="2"), seconds=2))
+        assert rc == 0, err
+        tracks, packets = await asyncio.wait_for(hub_side, 20)
+        assert decoded_frames(tracks, packets).get("video", 0) >= 0.95 * 50
+        assert secret not in repr(env.transport.options)
+
+
+async def test_connection_limit_refuses_with_overload(tmp_path: Path) -> None:
+    require_srt()
+    async with srt_env(tmp_path, max_connections=1, read_wait_seconds=30) as env:
+        read_token = await env.token("read")
+        out = tmp_path / "waiting.ts"
+        waiting = asyncio.create_task(run(read_cmd(env.url(f"read:{env.path}:trax:{read_token}"), out), limit=60))
+        for _ in range(200):
+            if env.transport.connections:
+                break
+            await asyncio.sleep(0.05)
+        assert env.transport.connections == 1
+        token = await env.token("publish")
+        rc, _ = await run(publish_cmd(env.url(f"publish:{env.path}:trax:{token}"), seconds=1), limit=20)
+        assert rc != 0
+        assert env.transport.refused.get(libsrt.REJX_OVERLOAD) == 1
+        waiting.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await waiting
 
 
 async def _operator(env: object) -> object:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import ctypes
+import hashlib
 import logging
 import threading
 import time
@@ -34,7 +35,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from trax.domain.errors import Conflict, TraxError, Unauthorized
 from trax.domain.paths import is_valid_path
-from trax.ingest.media import Packet
+from trax.ingest.media import Packet, Track
 from trax.ingest.srt import libsrt
 from trax.ingest.srt.libsrt import LibSrt, SrtError
 from trax.ingest.srt.streamid import StreamId, StreamIdError, parse_streamid
@@ -51,6 +52,8 @@ AUDIENCES = ("ingest",)
 """SRT accepts tokens for the ``trax-ingest`` audience (ingest.md)."""
 _RECV_BUFFER = 1500
 _POLL_MS = 250
+_BAD_KEY_CACHE = 4096
+_BAD_KEY_SECONDS = 300.0
 
 
 class SrtOptions(BaseModel):
@@ -118,6 +121,7 @@ class SrtTransport:
         self._accept_thread: threading.Thread | None = None
         self._conns: dict[int, _Connection] = {}
         self._lock = threading.Lock()
+        self._bad_keys: dict[bytes, float] = {}
         self.refused: dict[int, int] = {}
         """Rejections during the handshake, by SRT rejection reason."""
 
@@ -221,6 +225,8 @@ class SrtTransport:
                 )
             except Unauthorized as exc:
                 return self._refuse(sock, peer, libsrt.REJX_UNAUTHORIZED, f"{sid.path}: {exc.message}")
+        elif self._known_bad_key(sid):
+            return self._refuse(sock, peer, libsrt.REJX_UNAUTHORIZED, f"{sid.path}: the stream key is not valid")
         # best effort (read without the loop's lock); open_publisher decides for certain after accept
         if sid.action == "publish" and self.runtime.hub.publisher(sid.path) is not None:
             return self._refuse(sock, peer, libsrt.REJX_CONFLICT, f"{sid.path} already has a publisher")
@@ -297,7 +303,29 @@ class SrtTransport:
             tokens.verify_cached(sid.token, path=sid.path, action=sid.action, audiences=AUDIENCES)
             return
         assert sid.stream_key is not None
-        self._call(tokens.authorize(sid.stream_key, path=sid.path, action=sid.action, audiences=AUDIENCES))
+        try:
+            self._call(tokens.authorize(sid.stream_key, path=sid.path, action=sid.action, audiences=AUDIENCES))
+        except Unauthorized:
+            self._remember_bad_key(sid)
+            raise
+
+    # Stream keys are random and rotation mints new ones, so a key that failed for a path will not
+    # become valid for it: remembering the failure (as a digest) lets the handshake refuse an encoder
+    # that keeps reconnecting with it, without any I/O in the callback.
+
+    @staticmethod
+    def _key_digest(sid: StreamId) -> bytes:
+        return hashlib.sha256(f"{sid.path}\0{sid.stream_key}".encode()).digest()
+
+    def _remember_bad_key(self, sid: StreamId) -> None:
+        with self._lock:
+            if len(self._bad_keys) >= _BAD_KEY_CACHE:
+                self._bad_keys.pop(next(iter(self._bad_keys)))
+            self._bad_keys[self._key_digest(sid)] = time.monotonic() + _BAD_KEY_SECONDS
+
+    def _known_bad_key(self, sid: StreamId) -> bool:
+        until = self._bad_keys.get(self._key_digest(sid))
+        return until is not None and until > time.monotonic()
 
     # publishing ------------------------------------------------------------------------
 
@@ -361,9 +389,8 @@ class SrtTransport:
         sender = _SrtOutput(lib, conn, self.options.send_stall_seconds)
         muxer: TsMuxer | None = None
         try:
-            try:
-                tracks = self._call(reader.tracks(wait=self.options.read_wait_seconds), timeout=None)
-            except (TimeoutError, TraxError):
+            tracks = self._wait_for_tracks(conn, reader)
+            if tracks is None:
                 log.info("SRT %s reading %s: no publisher arrived", conn.peer, sid.path)
                 return
             muxer = TsMuxer(list(tracks), sender.write)
@@ -393,6 +420,22 @@ class SrtTransport:
                 muxer.sent if muxer else 0,
                 reader.dropped,
             )
+
+    def _wait_for_tracks(self, conn: _Connection, reader: Reader) -> tuple[Track, ...] | None:
+        """The publisher's tracks; ``None`` after ``read_wait_seconds``, on stop, or when the caller left."""
+        lib = self._require_lib()
+        deadline = time.monotonic() + self.options.read_wait_seconds
+        while not self._stop.is_set() and lib.state(conn.sock) == libsrt.SRTS_CONNECTED:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return None
+            try:  # in short waits, so that stop() and a departed caller are noticed
+                return self._call(reader.tracks(wait=min(remaining, 0.5)), timeout=None)
+            except TimeoutError:
+                continue
+            except TraxError:
+                return None
+        return None
 
     async def _open_reader(self, path: str) -> Reader:
         return self.runtime.hub.open_reader(path, max_queue=self.options.reader_queue)
