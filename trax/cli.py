@@ -250,16 +250,25 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = asyncio.run(result)
         return int(result or 0)
     except ConfigError as exc:
-        print(f"trax: {exc}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(args, "config_error", str(exc))
     except TraxError as exc:
-        if getattr(args, "json", False):
-            print(json.dumps({"error": {"code": exc.code, "message": exc.message}}), file=sys.stderr)
-        else:
-            print(f"trax: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_ERROR
+        return _fail(args, exc.code, exc.message)
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # an operator gets one line, not a traceback; TRAX_DEBUG=1 shows it
+        if os.environ.get("TRAX_DEBUG") == "1":
+            raise
+        return _fail(args, "internal_error", f"{type(exc).__name__}: {exc}")
+
+
+def _fail(args: argparse.Namespace, code: str, message: str) -> int:
+    if getattr(args, "json", False):
+        print(json.dumps({"error": {"code": code, "message": message}}), file=sys.stderr)
+    elif code == "config_error":
+        print(f"trax: {message}", file=sys.stderr)
+    else:
+        print(f"trax: {code}: {message}", file=sys.stderr)
+    return EXIT_ERROR
 
 
 if __name__ == "__main__":
