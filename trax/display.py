@@ -86,10 +86,12 @@ def _cell(text: str, key: str = "") -> str:
 
 def html_record(title: str, rows: Sequence[tuple[str, str]]) -> str:
     """One object as a two-column table; values must already be masked."""
+    if len(rows) > MAX_ROWS:
+        rows = [*rows[: MAX_ROWS - 1], ("…", f"{len(rows) - MAX_ROWS + 1} more rows")]
     body = "".join(
         f'<tr><th style="{_CELL};color:#57606a;font-weight:500">{html.escape(k)}</th>'
         f'<td style="{_CELL}">{_cell(v, k)}</td></tr>'
-        for k, v in rows[:MAX_ROWS]
+        for k, v in rows
     )
     caption = f'<caption style="text-align:left;font-weight:600">{html.escape(title)}</caption>'
     return f'<table style="{_STYLE}">{caption}{body}</table>'

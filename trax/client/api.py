@@ -82,10 +82,12 @@ class AsyncPager:
 
     async def to_list(self, limit: int | None = None) -> list[Any]:
         out: list[Any] = []
+        if limit is not None and limit <= 0:
+            return out
         async for item in self:
-            if limit is not None and len(out) >= limit:
-                break
             out.append(item)
+            if limit is not None and len(out) >= limit:
+                break  # stop before the next page is fetched
         return out
 
     def __await__(self) -> Generator[Any, None, list[Any]]:

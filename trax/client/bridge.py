@@ -151,7 +151,9 @@ class Call(Generic[T]):
         other = other.result() if isinstance(other, Call) else other
         return bool(self.result() == other)
 
-    __hash__ = None  # type: ignore[assignment]
+    def __hash__(self) -> int:
+        # by identity, so a Call can go into asyncio.gather() and sets like any awaitable
+        return id(self)
 
     def _settled(self) -> tuple[bool, Any]:
         """(ok, value-or-error) without waiting; reprs must not block on a pending call."""
@@ -240,10 +242,12 @@ class Pager:
 
     def to_list(self, limit: int | None = None) -> list[Any]:
         out: list[Any] = []
+        if limit is not None and limit <= 0:
+            return out
         for item in self:
-            if limit is not None and len(out) >= limit:
-                break
             out.append(item)
+            if limit is not None and len(out) >= limit:
+                break  # stop before the next page is fetched
         return out
 
     def first(self, n: int = 1) -> list[Any]:

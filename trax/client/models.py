@@ -121,7 +121,7 @@ class Model:
 
     def __repr__(self) -> str:
         def render() -> str:
-            parts = ", ".join(f"{k}={v!r}" for k, v in self._rows()[:8])
+            parts = ", ".join(f"{k}={display.shorten(v)!r}" for k, v in self._rows()[:8])
             return f"{type(self).__name__}({parts})"
 
         return display.safe(render, f"<{type(self).__name__}>")
@@ -231,12 +231,12 @@ class StreamStatus(Model):
         rows = [("studioId", self.studio_id), ("status", self.status)]
         if self.live_since:
             rows.append(("liveSince", display.plain(self.live_since)))
-        rows += [(f"source {s.id}", s.status) for s in self.sources[: display.MAX_ROWS]]
+        cap = display.MAX_ROWS // 2 - 3
+        rows += [(f"source {s.id}", s.status) for s in self.sources[:cap]]
         rows += [
-            (f"destination {d.id}", d.status + (f" ({d.error})" if d.error else ""))
-            for d in self.destinations[: display.MAX_ROWS]
+            (f"destination {d.id}", d.status + (f" ({d.error})" if d.error else "")) for d in self.destinations[:cap]
         ]
-        hidden = max(0, len(self.sources) - display.MAX_ROWS) + max(0, len(self.destinations) - display.MAX_ROWS)
+        hidden = max(0, len(self.sources) - cap) + max(0, len(self.destinations) - cap)
         if hidden:
             rows.append(("…", f"{hidden} more"))
         return rows
