@@ -164,6 +164,22 @@ async def test_watchdog_ends_a_silent_publisher() -> None:
     await hub.close()
 
 
+async def test_a_publisher_that_never_sends_gets_the_longer_connect_timeout() -> None:
+    hub = PathHub(Sink(), idle_timeout=0.1, connect_timeout=60)
+    quiet = await hub.open_publisher("quiet", "test", [VIDEO])
+    talker = await hub.open_publisher("talker", "test", [VIDEO])
+    talker.send(frame(0, key=True))
+    async with asyncio.timeout(10):
+        await talker.wait_closed()
+    assert not quiet.closed  # still inside its connect grace
+    await hub.close()
+    hub = PathHub(Sink(), idle_timeout=0.05, connect_timeout=0.2)
+    quiet = await hub.open_publisher("quiet", "test", [VIDEO])
+    async with asyncio.timeout(10):
+        await quiet.wait_closed()
+    await hub.close()
+
+
 async def test_reader_limit() -> None:
     hub = PathHub(Sink(), max_readers_per_path=2)
     await hub.open_publisher("p", "test", [VIDEO])

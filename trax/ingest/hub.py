@@ -262,11 +262,13 @@ class PathHub:
         status: StatusSink | None,
         *,
         idle_timeout: float = 5.0,
+        connect_timeout: float = 15.0,
         max_readers_per_path: int = 200,
         gop_cache_packets: int = DEFAULT_GOP_CACHE_PACKETS,
     ) -> None:
         self._sink = status
         self.idle_timeout = idle_timeout
+        self.connect_timeout = max(connect_timeout, idle_timeout)
         self.max_readers_per_path = max_readers_per_path
         self.gop_cache_packets = gop_cache_packets
         self._publishers: dict[str, Publisher] = {}
@@ -390,7 +392,9 @@ class PathHub:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for pub in list(self._publishers.values()):
-                if now - pub.last_packet_at > self.idle_timeout:
+                # before its first packet a publisher may still be connecting (ICE, DTLS, an encoder warming up)
+                limit = self.idle_timeout if pub.packets else self.connect_timeout
+                if now - pub.last_packet_at > limit:
                     log.info(
                         "%s: no media from its %s publisher for %.1f s; ending it",
                         pub.path,

@@ -19,6 +19,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response, route
 from litestar.config.cors import CORSConfig
+from litestar.params import FromPath
 
 from trax.domain.errors import (
     InvalidRequest,
@@ -107,7 +108,7 @@ def create_whip_app(
         return session
 
     @route("/{rest:path}", http_method=["POST", "DELETE", "PATCH", "OPTIONS", "GET", "PUT"])
-    async def dispatch(request: Request[Any, Any, Any], rest: str) -> Response[Any]:
+    async def dispatch(request: Request[Any, Any, Any], rest: FromPath[str]) -> Response[Any]:
         path, endpoint, sid = _split(rest)
         method = request.method
         if method == "OPTIONS":  # not a CORS pre-flight (the middleware answers those): what may be done here

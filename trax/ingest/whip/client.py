@@ -21,7 +21,7 @@ from trax.ingest.whip.rtc import tap_receiver
 VIDEO_CLOCK = fractions.Fraction(1, 90000)
 
 
-class TestPattern:
+class PatternTrack:
     """A moving 640x480@30 pattern as an aiortc video track (cheap to make, real to encode)."""
 
     def __new__(cls, width: int = 640, height: int = 480, fps: int = 30) -> Any:
@@ -35,12 +35,12 @@ class TestPattern:
                 y, x = np.mgrid[0:height, 0:width]
                 self._base = ((x + y) % 256).astype(np.uint8)
                 self._n = 0
-                self._start: float | None = None
+                self._t0: float | None = None
 
             async def recv(self) -> Any:
-                if self._start is None:
-                    self._start = time.monotonic()
-                target = self._start + self._n / fps
+                if self._t0 is None:
+                    self._t0 = time.monotonic()
+                target = self._t0 + self._n / fps
                 delay = target - time.monotonic()
                 if delay > 0:
                     await asyncio.sleep(delay)
@@ -86,7 +86,7 @@ class _Session:
         resp = await self._http.post(
             self.url,
             content=self.pc.localDescription.sdp,
-            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {self.token}"},
+            headers={"Content-Type": "application/sdp", **self._auth()},
         )
         self.response = resp
         if resp.status_code != 201:
@@ -95,10 +95,13 @@ class _Session:
         self.location = str(httpx.URL(self.url).join(resp.headers["location"]))
         await self.pc.setRemoteDescription(RTCSessionDescription(sdp=resp.text, type="answer"))
 
+    def _auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
     async def close(self, *, delete: bool = True) -> None:
         if delete and self.location and self._http is not None:
             with contextlib.suppress(httpx.HTTPError):
-                await self._http.delete(self.location, headers={"Authorization": f"Bearer {self.token}"})
+                await self._http.delete(self.location, headers=self._auth())
         if self.pc is not None:
             await self.pc.close()
         if self._own_http and self._http is not None:
@@ -141,6 +144,9 @@ class WhepPlayer(_Session):
         self.keyframes = 0
         self._consumers: list[asyncio.Task[None]] = []
 
+    def _counter(self, kind: str) -> Any:
+        return lambda _codec, _frame: self._count(kind)
+
     def _count(self, kind: str) -> None:
         if self.first_frame_at is None and kind == "video":
             self.first_frame_at = time.monotonic()
@@ -155,7 +161,7 @@ class WhepPlayer(_Session):
         for kind in kinds:
             t = self.pc.addTransceiver(kind, direction="recvonly")
             if not self.decode:
-                tap_receiver(t.receiver, lambda _c, _f, k=kind: self._count(k))
+                tap_receiver(t.receiver, self._counter(kind))
 
         @self.pc.on("track")  # type: ignore[untyped-decorator]
         def on_track(track: Any) -> None:

@@ -69,6 +69,10 @@ def _offer_kinds(sdp: str) -> set[str]:
     kinds = {line[2:].split(" ", 1)[0] for line in lines if line.startswith("m=")}
     if not kinds:
         raise InvalidRequest("The SDP offer has no media section.")
+    # aiortc accepts an offer without these and only fails later, inside DTLS or ICE
+    for attr in ("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:"):
+        if not any(line.startswith(attr) for line in lines):
+            raise InvalidRequest(f"The SDP offer lacks {attr.rstrip(':')}.")
     return kinds
 
 
