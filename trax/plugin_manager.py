@@ -47,7 +47,13 @@ def make_plugin_manager(
         if modname not in disabled:
             pm.register(importlib.import_module(modname), name=modname)
     if load_entry_points:
-        pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        try:
+            pm.load_setuptools_entrypoints(ENTRY_POINT_GROUP)
+        except Exception as exc:  # a broken installed package must not end in a traceback
+            raise ConfigError(
+                f"an installed plugin (entry-point group {ENTRY_POINT_GROUP!r}) failed to load: "
+                f"{exc.__class__.__name__}: {exc}; disable it with plugins.disabled"
+            ) from None
     if settings is not None:
         for modname in settings.plugins.modules:
             try:
@@ -117,7 +123,11 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
         caller = getattr(pm.hook, hook_name)
         for impl in caller.get_hookimpls():
             plugin_name = pm.get_name(impl.plugin) or repr(impl.plugin)
-            result = impl.function()
+            try:
+                result = impl.function()
+            except Exception as exc:
+                why = f"{exc.__class__.__name__}: {exc}"
+                raise ConfigError(f"plugin {plugin_name}: {hook_name} failed: {why}") from None
             if not isinstance(result, list) or not all(isinstance(b, Backend) for b in result):
                 raise ConfigError(f"plugin {plugin_name}: {hook_name} must return a list of trax.Backend")
             for backend in result:

@@ -71,7 +71,13 @@ class Runtime:
     def _backend(self, category: str, name: str, options: dict[str, Any], where: str) -> Any:
         backend = self.registry.get(category, name, f"{where}.backend")
         opts = validate_options(backend.options, options, f"{where}.options")
-        return backend.factory(opts, self), opts
+        try:
+            return backend.factory(opts, self), opts
+        except ConfigError:
+            raise
+        except Exception as exc:  # a plugin's factory bug: say which backend, without a traceback
+            why = f"{exc.__class__.__name__}: {exc}"
+            raise ConfigError(f"{where}: backend {name!r} could not be built: {why}") from None
 
     def _build(self) -> None:
         s = self.settings

@@ -207,6 +207,46 @@ class ConfigureRefuses:
         raise ConfigError("plugin says: set limits.backend to redis")
 
 
+class RegistrationRaises:
+    @hookimpl
+    def trax_register_platforms(self) -> list[Backend[object]]:
+        raise KeyError("oops")
+
+
+class FactoryRaises:
+    @hookimpl
+    def trax_register_platforms(self) -> list[Backend[object]]:
+        def factory(options: object, runtime: object) -> object:
+            raise OSError("device not ready")
+
+        return [Backend("fragile", factory)]
+
+
+def test_a_failing_factory_or_registration_names_the_plugin(tmp_path: Path) -> None:
+    settings = memory_settings(tmp_path, platforms={"fragile": {}})
+    with pytest.raises(ConfigError) as err:
+        Runtime(settings, make_plugin_manager(settings, extra_plugins=[FactoryRaises()]))  # type: ignore[arg-type]
+    assert "platforms.fragile: backend 'fragile' could not be built: OSError: device not ready" in str(err.value)
+    with pytest.raises(ConfigError) as err:
+        Runtime(settings, make_plugin_manager(settings, extra_plugins=[RegistrationRaises()]))  # type: ignore[arg-type]
+    assert "trax_register_platforms failed: KeyError" in str(err.value)
+
+
+def test_a_broken_installed_package_is_a_config_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    site = tmp_path / "site"
+    (site / "trax_broken_plugin").mkdir(parents=True)
+    (site / "trax_broken_plugin" / "__init__.py").write_text("import a_module_that_does_not_exist\n")
+    dist = site / "trax_broken_plugin-1.0.dist-info"
+    dist.mkdir()
+    (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: trax-broken-plugin\nVersion: 1.0\n")
+    (dist / "entry_points.txt").write_text("[trax]\nbroken = trax_broken_plugin\n")
+    res = _trax(tmp_path, "check", pythonpath=site)
+    assert res.returncode == 1 and "failed to load: ModuleNotFoundError" in res.stderr
+    assert "Traceback" not in res.stderr
+    (tmp_path / "off.yaml").write_text(yaml.safe_dump({"plugins": {"disabled": ["broken"]}}))
+    assert _trax(tmp_path, "check", "off.yaml", pythonpath=site).returncode == 0  # the way out works
+
+
 @pytest.mark.parametrize(
     ("plugin", "message"),
     [
