@@ -1,0 +1,176 @@
+"""``redis`` event bus: domain events fanned out to every process over Redis pub/sub.
+
+``publish`` hands the event to this process's subscribers at once (as the
+in-process bus does) and publishes it on one channel tagged with this bus's
+origin id; every other process's listener delivers it to its own subscribers
+(and so to its ``trax_event`` hooks) and skips its own echoes.
+
+Pub/sub is at-most-once: a process that is disconnected while an event is
+published misses it. Events this process could not publish while Redis was down
+wait in a bounded outbox and go out, in order, once the listener has
+reconnected. A publisher never fails because of Redis: the write that raised
+the event has already happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+import msgspec
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from redis.asyncio import Redis
+
+from trax.domain.errors import Unavailable
+from trax.domain.events import Event
+from trax.interfaces import EventHandler
+from trax.plugins.memory_bus import LocalEventBus
+from trax_redis.connection import REDIS_DOWN, make_client
+
+log = logging.getLogger(__name__)
+
+
+class RedisBusOptions(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    url: SecretStr = SecretStr("redis://127.0.0.1:6379/0")
+    """Redis URL; set it through ``TRAX_EVENTS__OPTIONS__URL``, never in the file."""
+    channel: str = Field(default="trax:events", min_length=1)
+    timeout: float = Field(default=1.0, gt=0)
+    startup_timeout: float = Field(default=5.0, gt=0)
+    """Seconds ``open`` waits for the first subscription before refusing to start."""
+    reconnect_max_delay: float = Field(default=2.0, gt=0)
+    outbox_size: int = Field(default=10_000, ge=0)
+    """Events kept for publishing while Redis is down; the oldest are dropped beyond it."""
+
+
+class _Envelope(msgspec.Struct):
+    origin: str
+    event: Event
+
+
+_decoder = msgspec.json.Decoder(_Envelope)
+
+
+class RedisEventBus:
+    def __init__(self, options: RedisBusOptions) -> None:
+        self._o = options
+        self._local = LocalEventBus()
+        self.origin = uuid.uuid4().hex
+        self._client: Redis | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._subscribed = asyncio.Event()
+        self._outbox: deque[bytes] = deque(maxlen=options.outbox_size or None)
+        self._flush_lock = asyncio.Lock()
+        self._connected = False
+        self.dropped = 0
+        """Events that could not be published before the outbox overflowed."""
+
+    def __repr__(self) -> str:
+        return f"RedisEventBus(channel={self._o.channel!r}, connected={self._connected})"
+
+    # --- lifecycle --------------------------------------------------------------------
+
+    async def open(self) -> None:
+        if self._client is not None:
+            return
+        self._client = make_client(self._o.url, self._o.timeout)
+        self._task = asyncio.create_task(self._listen(), name="trax-redis-events")
+        try:
+            async with asyncio.timeout(self._o.startup_timeout):
+                await self._subscribed.wait()
+        except TimeoutError:
+            await self.close()
+            raise Unavailable("Cannot subscribe to the Redis event channel.") from None
+
+    async def close(self) -> None:
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(*REDIS_DOWN):
+                await client.aclose()
+        self._connected = False
+        self._subscribed.clear()
+        await self._local.close()
+
+    # --- the EventBus protocol ----------------------------------------------------------
+
+    def subscribe(self, handler: EventHandler) -> Callable[[], None]:
+        return self._local.subscribe(handler)
+
+    async def publish(self, event: Event) -> None:
+        await self._local.deliver(event)
+        if self._outbox.maxlen is not None and len(self._outbox) == self._outbox.maxlen:
+            self.dropped += 1
+        self._outbox.append(msgspec.json.encode(_Envelope(origin=self.origin, event=event)))
+        if self._connected:
+            await self._flush()
+
+    # --- internals ------------------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        client = self._client
+        if client is None:
+            return
+        async with self._flush_lock:
+            while self._outbox:
+                try:
+                    async with asyncio.timeout(self._o.timeout):
+                        await client.publish(self._o.channel, self._outbox[0])
+                except REDIS_DOWN as exc:
+                    if self._connected:
+                        log.warning("redis event bus: publish failed (%s); queueing events", exc.__class__.__name__)
+                    self._connected = False
+                    return
+                self._outbox.popleft()
+                self._connected = True
+
+    async def _deliver_remote(self, data: Any) -> None:
+        try:
+            env = _decoder.decode(data)
+        except (msgspec.DecodeError, TypeError):
+            log.warning("redis event bus: ignoring a malformed message on %s", self._o.channel)
+            return
+        if env.origin != self.origin:
+            await self._local.deliver(env.event)
+
+    async def _listen(self) -> None:
+        assert self._client is not None
+        delay = 0.1
+        while True:
+            pubsub = self._client.pubsub(ignore_subscribe_messages=True)
+            try:
+                async with asyncio.timeout(self._o.timeout * 3):
+                    await pubsub.subscribe(self._o.channel)
+                if not self._connected and self._subscribed.is_set():
+                    log.info("redis event bus: reconnected")
+                self._connected = True
+                self._subscribed.set()
+                delay = 0.1
+                while True:
+                    if self._outbox:
+                        await self._flush()
+                    msg = await pubsub.get_message(timeout=1.0)
+                    if msg is not None and msg.get("type") == "message":
+                        await self._deliver_remote(msg["data"])
+            except REDIS_DOWN as exc:
+                if self._connected:
+                    log.warning("redis event bus: lost the subscription (%s); reconnecting", exc.__class__.__name__)
+                self._connected = False
+            except Exception:
+                log.exception("redis event bus: listener failed; restarting it")
+                self._connected = False
+            finally:
+                with contextlib.suppress(*REDIS_DOWN, RuntimeError):
+                    await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self._o.reconnect_max_delay)
