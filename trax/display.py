@@ -146,15 +146,18 @@ def plot_timeline(series: dict[str, list[tuple[datetime, str]]], *, title: str =
 
     if ax is None:
         _, ax = plt.subplots(figsize=(7, 2.2))
+    starts = [points[0][0] for points in series.values() if points]
+    t0 = min(starts) if starts else None
     for name, points in list(series.items())[:10]:
-        if not points:
+        if not points or t0 is None:
             continue
-        xs = [t for t, _ in points]
+        xs = [(t - t0).total_seconds() for t, _ in points]
         ys = [_LEVELS.get(s, 0) for _, s in points]
         ax.step(xs, ys, where="post", label=shorten(name, 30))
     ax.set_yticks([0, 1, 2], ["idle/error", "connecting", "live"])
     ax.set_ylim(-0.3, 2.3)
     ax.set_title(title)
+    ax.set_xlabel("seconds")
     if series:
         ax.legend(loc="upper left", fontsize="small")
     return ax

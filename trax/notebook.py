@@ -242,7 +242,7 @@ def watch(studio: Any, *, seconds: float = 10.0, interval: float = 1.0, until: s
         status = status.result() if hasattr(status, "result") and callable(status.result) else status
         history.samples.append((datetime.now(UTC), status))
         if handle is not None:
-            handle.update(_HtmlOnly(status._repr_html_()))
+            handle.update(status)
         if until is not None and any(s.status == until for s in status.sources):
             break
         if time.monotonic() + interval > deadline:
@@ -252,11 +252,15 @@ def watch(studio: Any, *, seconds: float = 10.0, interval: float = 1.0, until: s
 
 
 class _HtmlOnly:
-    def __init__(self, html: str) -> None:
+    def __init__(self, html: str, text: str = "") -> None:
         self._html = html
+        self._text = text
 
     def _repr_html_(self) -> str:
         return self._html
+
+    def __repr__(self) -> str:
+        return self._text
 
 
 def _display_handle() -> Any:
@@ -268,4 +272,130 @@ def _display_handle() -> Any:
         return None
     if get_ipython() is None:
         return None
-    return ipy_display(_HtmlOnly("<i>waiting for the first status…</i>"), display_id=True)  # type: ignore[no-untyped-call]
+    return ipy_display(
+        _HtmlOnly("<i>waiting for the first status…</i>", "waiting for the first status…"), display_id=True
+    )  # type: ignore[no-untyped-call]
+
+
+# --- a `trax serve` for a notebook ------------------------------------------------------
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port free on ``host`` right now (the OS picks it)."""
+    import socket
+
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def _die_with_parent() -> None:
+    # Linux: the server gets SIGTERM if the kernel that started it dies, so no orphan keeps the port
+    try:
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+class LocalServer:
+    """``trax serve`` as a child process on a free loopback port, for notebooks and scripts.
+
+    ``with LocalServer(config, workdir) as server: Client(server.base_url, key)``;
+    stopped on ``stop()``, at exit, or when this process dies.
+    """
+
+    def __init__(
+        self, config: Mapping[str, Any], workdir: str | os.PathLike[str], *, startup_timeout: float = 60.0
+    ) -> None:
+        from pathlib import Path
+
+        import yaml
+
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in config.items()}
+        server = dict(data.get("server") or {})
+        server.setdefault("host", "127.0.0.1")
+        server.setdefault("port", free_port(server["host"]))
+        data["server"] = server
+        self.host, self.port = str(server["host"]), int(server["port"])
+        self.config_path = self.workdir / f"trax-{self.port}.yaml"
+        self.config_path.write_text(yaml.safe_dump(data))
+        self.log_path = self.workdir / f"trax-{self.port}.log"
+        self.startup_timeout = startup_timeout
+        self.proc: Any = None
+        self._finalizer: Any = None
+
+    @property
+    def base_url(self) -> str:
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+    def cli(self, *args: str) -> Any:
+        """``trax ARGS -c CONFIG --json`` against this deployment; the parsed JSON answer."""
+        import json
+        import subprocess
+        import sys
+
+        cmd = [sys.executable, "-m", "trax.cli", *args, "-c", str(self.config_path), "--json"]
+        done = subprocess.run(cmd, cwd=self.workdir, capture_output=True, text=True, timeout=120)
+        if done.returncode != 0:
+            raise RuntimeError(f"trax {args[0]} failed: {display.shorten(done.stderr.strip(), 400)}")
+        return json.loads(done.stdout) if done.stdout.strip() else None
+
+    def start(self) -> LocalServer:
+        import subprocess
+        import sys
+
+        import httpx
+
+        with self.log_path.open("ab") as log:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "trax.cli", "serve", str(self.config_path)],
+                cwd=self.workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                preexec_fn=_die_with_parent,  # only sets the parent-death signal
+            )
+        self._finalizer = weakref.finalize(self, _terminate, self.proc)
+        deadline = time.monotonic() + self.startup_timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"trax serve exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(self.base_url + "/v1/health", timeout=1.0).status_code in (200, 503):
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"trax serve did not answer within {self.startup_timeout}s; see {self.log_path}")
+
+    def stop(self) -> None:
+        if self._finalizer is not None:
+            self._finalizer()
+
+    def __enter__(self) -> LocalServer:
+        return self.start()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        state = "running" if self.proc is not None and self.proc.poll() is None else "stopped"
+        return f"<LocalServer {self.base_url} {state}>"
+
+
+def _terminate(proc: Any) -> None:
+    import subprocess
+
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
