@@ -23,6 +23,7 @@ from trax.services import Principal
 FPS = 25
 SECONDS = 4
 FRAMES = FPS * SECONDS
+AUDIO_FRAMES = SECONDS * 48000 // 1024
 
 
 def require_srt() -> str:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 from pathlib import Path
 
 import pytest
 
 from tests.ingest.srt_support import (
+    AUDIO_FRAMES,
     FRAMES,
     collect,
     decoded_file_frames,
@@ -49,12 +51,14 @@ async def test_ffmpeg_publishes_and_reads_over_srt(tmp_path: Path) -> None:
         assert [(t.kind, t.codec) for t in tracks] == [("video", "h264"), ("audio", "aac")]
         received = decoded_frames(tracks, packets)
         assert received.get("video", 0) >= 0.95 * FRAMES, received
-        assert received.get("audio", 0) > 0, received
+        assert received.get("audio", 0) >= 0.95 * AUDIO_FRAMES, received
+        audio = [p for p in packets if p.track == 1]
+        assert all(b.pts > a.pts for a, b in itertools.pairwise(audio)), "audio timestamps must advance"
 
         prc, perr = await asyncio.wait_for(player, 30)
         played = decoded_file_frames(out)
         assert played.get("video", 0) >= 0.95 * FRAMES, (played, prc, perr)
-        assert played.get("audio", 0) > 0, played
+        assert played.get("audio", 0) >= 0.95 * AUDIO_FRAMES, played
 
         for _ in range(100):
             if env.statuses()[-1:] == ["idle"]:

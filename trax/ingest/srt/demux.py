@@ -41,6 +41,7 @@ class _Kept:
         self.asc: bytes | None = None
         self.sample_rate: int | None = None
         self.channels: int | None = None
+        self.next_pts: int | None = None
         self.index = -1
         extradata = stream.codec_context.extradata if codec == "h264" else None
         if extradata:
@@ -50,7 +51,7 @@ class _Kept:
 class TsDemuxer:
     """``open()`` probes and returns the tracks; ``packets()`` yields the rest of the stream."""
 
-    def __init__(self, source: ByteSource, *, probe_bytes: int = 2_000_000, analyze_us: int = 2_000_000) -> None:
+    def __init__(self, source: ByteSource, *, probe_bytes: int = 500_000, analyze_us: int = 500_000) -> None:
         self._source = source
         self._probe_bytes = probe_bytes
         self._analyze_us = analyze_us
@@ -71,7 +72,7 @@ class TsDemuxer:
                 mode="r",
                 format="mpegts",
                 options={"analyzeduration": str(self._analyze_us), "probesize": str(self._probe_bytes)},
-                buffer_size=16 * 1316,
+                buffer_size=64 * 1316,
             )
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise DemuxError(f"not an MPEG-TS stream ({type(exc).__name__})") from None
@@ -140,7 +141,7 @@ class TsDemuxer:
             except (av.FFmpegError, OSError, ValueError) as exc:
                 log.info("SRT input: demuxing stopped (%s)", type(exc).__name__)
                 return None
-            if raw.size and raw.stream.index in self._kept and (raw.dts is not None or raw.pts is not None):
+            if raw.size and raw.stream.index in self._kept:
                 return raw
 
     def packets(self) -> Iterator[Packet]:
@@ -166,10 +167,19 @@ class TsDemuxer:
         dts = raw.dts if raw.dts is not None else pts
         if kept.codec == "aac":
             try:
-                _, data = adts.strip(data)
+                frame, data = adts.strip(data)
             except adts.AdtsError:
                 return None
+            # a PES holds several ADTS frames but one timestamp: the parser leaves the rest unstamped
+            step = round(Fraction(1024, frame.sample_rate) / kept.time_base)
+            if pts is None:
+                if kept.next_pts is None:
+                    return None
+                pts = dts = kept.next_pts
+            kept.next_pts = pts + step
             return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=True)
+        if pts is None or dts is None:
+            return None
         if kept.codec == "h264":
             data, key = kept.params.canonical(data)
             return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=key or bool(raw.is_keyframe))

@@ -353,10 +353,9 @@ class LibSrt:
         """Bytes received into ``buf``; 0 on a receive timeout; raises when the connection is gone."""
         n = int(self._c.srt_recvmsg(sock, buf, len(buf)))
         if n == SRT_ERROR:
-            err = self._fail("srt_recvmsg")
-            if err.code in (SRT_EASYNCRCV, SRT_ETIMEOUT):
+            if self._c.srt_getlasterror(None) in (SRT_EASYNCRCV, SRT_ETIMEOUT):  # the common case: no message
                 return 0
-            raise err
+            raise self._fail("srt_recvmsg")
         return n
 
     def sendmsg(self, sock: int, data: bytes) -> int:
