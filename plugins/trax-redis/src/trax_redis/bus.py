@@ -7,8 +7,9 @@ origin id; every other process's listener delivers it to its own subscribers
 
 Pub/sub is at-most-once: a process that is disconnected while an event is
 published misses it. Events this process could not publish while Redis was down
-wait in a bounded outbox and go out, in order, once the listener has
-reconnected. A publisher never fails because of Redis: the write that raised
+wait in a bounded outbox and go out, in order, once Redis is back and as
+many subscribers as before have resubscribed (or ``resend_max_wait`` has
+passed). A publisher never fails because of Redis: the write that raised
 the event has already happened.
 """
 
@@ -30,7 +31,7 @@ from trax.domain.errors import Unavailable
 from trax.domain.events import Event
 from trax.interfaces import EventHandler
 from trax.plugins.memory_bus import LocalEventBus
-from trax_redis.connection import REDIS_DOWN, make_client
+from trax_redis.connection import REDIS_DOWN, close_client, make_client
 
 log = logging.getLogger(__name__)
 
@@ -42,9 +43,13 @@ class RedisBusOptions(BaseModel):
     """Redis URL; set it through ``TRAX_EVENTS__OPTIONS__URL``, never in the file."""
     channel: str = Field(default="trax:events", min_length=1)
     timeout: float = Field(default=1.0, gt=0)
+    max_connections: int = Field(default=50, ge=1)
+    """Connections to Redis per process; requests beyond wait for one (within ``timeout``)."""
     startup_timeout: float = Field(default=5.0, gt=0)
     """Seconds ``open`` waits for the first subscription before refusing to start."""
     reconnect_max_delay: float = Field(default=2.0, gt=0)
+    resend_max_wait: float = Field(default=5.0, ge=0)
+    """After an outage, seconds queued events wait for the other processes to resubscribe."""
     outbox_size: int = Field(default=10_000, ge=0)
     """Events kept for publishing while Redis is down; the oldest are dropped beyond it."""
 
@@ -65,21 +70,26 @@ class RedisEventBus:
         self._client: Redis | None = None
         self._task: asyncio.Task[None] | None = None
         self._subscribed = asyncio.Event()
+        self._listening = False
         self._outbox: deque[bytes] = deque(maxlen=options.outbox_size or None)
         self._flush_lock = asyncio.Lock()
-        self._connected = False
+        self._backlog = False
+        """Publishing failed: events wait in the outbox until Redis and its subscribers are back."""
+        self._back_at: float | None = None
+        self._receivers = 0
+        """Subscribers that received the last event published (all processes, this one included)."""
         self.dropped = 0
         """Events that could not be published before the outbox overflowed."""
 
     def __repr__(self) -> str:
-        return f"RedisEventBus(channel={self._o.channel!r}, connected={self._connected})"
+        return f"RedisEventBus(channel={self._o.channel!r}, listening={self._listening}, backlog={len(self._outbox)})"
 
     # --- lifecycle --------------------------------------------------------------------
 
     async def open(self) -> None:
         if self._client is not None:
             return
-        self._client = make_client(self._o.url, self._o.timeout)
+        self._client = make_client(self._o.url, self._o.timeout, self._o.max_connections)
         self._task = asyncio.create_task(self._listen(), name="trax-redis-events")
         try:
             async with asyncio.timeout(self._o.startup_timeout):
@@ -97,8 +107,8 @@ class RedisEventBus:
         client, self._client = self._client, None
         if client is not None:
             with contextlib.suppress(*REDIS_DOWN):
-                await client.aclose()
-        self._connected = False
+                await close_client(client)
+        self._listening = False
         self._subscribed.clear()
         await self._local.close()
 
@@ -112,7 +122,7 @@ class RedisEventBus:
         if self._outbox.maxlen is not None and len(self._outbox) == self._outbox.maxlen:
             self.dropped += 1
         self._outbox.append(msgspec.json.encode(_Envelope(origin=self.origin, event=event)))
-        if self._connected:
+        if not self._backlog:
             await self._flush()
 
     # --- internals ------------------------------------------------------------------------
@@ -122,17 +132,36 @@ class RedisEventBus:
         if client is None:
             return
         async with self._flush_lock:
+            if self._backlog and not await self._peers_are_back(client):
+                return
             while self._outbox:
                 try:
                     async with asyncio.timeout(self._o.timeout):
-                        await client.publish(self._o.channel, self._outbox[0])
+                        receivers = await client.publish(self._o.channel, self._outbox[0])
                 except REDIS_DOWN as exc:
-                    if self._connected:
+                    if not self._backlog:
                         log.warning("redis event bus: publish failed (%s); queueing events", exc.__class__.__name__)
-                    self._connected = False
+                    self._backlog, self._back_at = True, None
                     return
                 self._outbox.popleft()
-                self._connected = True
+                self._receivers = int(receivers)
+            if self._backlog:
+                log.info("redis event bus: queued events sent")
+                self._backlog = False
+
+    async def _peers_are_back(self, client: Redis) -> bool:
+        """Whether a backlog may go out: pub/sub does not replay, so wait (a bounded time)
+        until as many subscribers as before the outage have resubscribed."""
+        try:
+            async with asyncio.timeout(self._o.timeout):
+                counts = await client.pubsub_numsub(self._o.channel)
+        except REDIS_DOWN:
+            return False
+        now = asyncio.get_running_loop().time()
+        if self._back_at is None:
+            self._back_at = now
+        subscribers = int(counts[0][1]) if counts else 0
+        return subscribers >= self._receivers or now - self._back_at >= self._o.resend_max_wait
 
     async def _deliver_remote(self, data: Any) -> None:
         try:
@@ -151,24 +180,24 @@ class RedisEventBus:
             try:
                 async with asyncio.timeout(self._o.timeout * 3):
                     await pubsub.subscribe(self._o.channel)
-                if not self._connected and self._subscribed.is_set():
-                    log.info("redis event bus: reconnected")
-                self._connected = True
+                if self._subscribed.is_set() and not self._listening:
+                    log.info("redis event bus: subscribed again")
+                self._listening = True
                 self._subscribed.set()
                 delay = 0.1
                 while True:
                     if self._outbox:
                         await self._flush()
-                    msg = await pubsub.get_message(timeout=1.0)
+                    msg = await pubsub.get_message(timeout=0.25)
                     if msg is not None and msg.get("type") == "message":
                         await self._deliver_remote(msg["data"])
             except REDIS_DOWN as exc:
-                if self._connected:
+                if self._listening:
                     log.warning("redis event bus: lost the subscription (%s); reconnecting", exc.__class__.__name__)
-                self._connected = False
+                self._listening = False
             except Exception:
                 log.exception("redis event bus: listener failed; restarting it")
-                self._connected = False
+                self._listening = False
             finally:
                 with contextlib.suppress(*REDIS_DOWN, RuntimeError):
                     await pubsub.aclose()  # type: ignore[no-untyped-call]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import SecretStr
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
@@ -14,15 +12,23 @@ REDIS_DOWN: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError
 """What a missing, restarting or overloaded Redis raises."""
 
 
-def make_client(url: SecretStr, timeout: float, **extra: Any) -> Redis:
-    # One immediate retry: after a Redis restart the pooled connection is dead and the first
-    # command on it fails; reconnecting once makes that invisible. More retries would only
-    # stretch the time a caller waits while Redis is really down.
-    return Redis.from_url(
+def make_client(url: SecretStr, timeout: float, max_connections: int) -> Redis:
+    """A client whose callers queue for one of ``max_connections`` connections (at most ``timeout``)."""
+    pool = BlockingConnectionPool.from_url(
         url.get_secret_value(),
+        max_connections=max_connections,
+        timeout=timeout,
         socket_connect_timeout=timeout,
         socket_timeout=timeout,
+        # One immediate retry: after a Redis restart the pooled connection is dead and the first
+        # command on it fails; reconnecting once hides that. More retries would only stretch the
+        # time a caller waits while Redis is really down.
         retry=Retry(NoBackoff(), 1),
         client_name="trax",
-        **extra,
     )
+    return Redis(connection_pool=pool)
+
+
+async def close_client(client: Redis) -> None:
+    await client.aclose()
+    await client.connection_pool.aclose()

@@ -21,7 +21,7 @@ from redis.commands.core import AsyncScript
 from trax.domain.errors import Unavailable
 from trax.interfaces import Decision
 from trax.plugins.memory_limits import BucketOptions
-from trax_redis.connection import REDIS_DOWN, make_client
+from trax_redis.connection import REDIS_DOWN, close_client, make_client
 
 log = logging.getLogger(__name__)
 
@@ -63,6 +63,8 @@ class RedisLimiterOptions(BucketOptions):
     """Redis URL; set it through ``TRAX_LIMITS__OPTIONS__URL``, never in the file."""
     prefix: str = Field(default="trax:rl:", min_length=1)
     timeout: float = Field(default=1.0, gt=0)
+    max_connections: int = Field(default=50, ge=1)
+    """Connections to Redis per process; requests beyond wait for one (within ``timeout``)."""
     """Seconds one decision may take before the request is answered ``503 unavailable``."""
     retry_after: int = Field(default=1, ge=1)
     """Seconds suggested to clients (``Retry-After``) while Redis is unavailable."""
@@ -83,12 +85,12 @@ class RedisRateLimiter:
     async def open(self) -> None:
         if self._client is not None:
             return
-        client = make_client(self._o.url, self._o.timeout)
+        client = make_client(self._o.url, self._o.timeout, self._o.max_connections)
         try:
             async with asyncio.timeout(self._o.timeout * 3):
                 await client.ping()
         except REDIS_DOWN as exc:
-            await client.aclose()
+            await close_client(client)
             raise self._unavailable(f"cannot reach Redis ({exc.__class__.__name__})") from None
         self._client = client
         self._script = client.register_script(TOKEN_BUCKET_LUA)
@@ -96,7 +98,7 @@ class RedisRateLimiter:
     async def close(self) -> None:
         if self._client is not None:
             client, self._client, self._script = self._client, None, None
-            await client.aclose()
+            await close_client(client)
 
     async def acquire(self, key: str, *, capacity: int, refill_per_second: float, cost: int = 1) -> Decision:
         script = self._script

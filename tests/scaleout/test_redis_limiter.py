@@ -1,0 +1,133 @@
+"""The ``redis`` token bucket against a real Redis: arithmetic, sharing, outage and recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+from trax_redis import RedisLimiterOptions, RedisRateLimiter
+
+from trax.domain.errors import Unavailable
+from trax.testing.servers import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+
+async def _limiter(url: str, **opts: object) -> RedisRateLimiter:
+    lim = RedisRateLimiter(RedisLimiterOptions(url=url, prefix=f"t{uuid.uuid4().hex[:8]}:", **opts))  # type: ignore[arg-type]
+    await lim.open()
+    return lim
+
+
+@pytest.fixture
+async def limiter(redis_server: RedisServer) -> AsyncIterator[RedisRateLimiter]:
+    lim = await _limiter(redis_server.url)
+    yield lim
+    await lim.close()
+
+
+async def test_bucket_grants_capacity_then_refuses_with_retry_after(limiter: RedisRateLimiter) -> None:
+    got = [await limiter.acquire("k", capacity=3, refill_per_second=0.5) for _ in range(4)]
+    assert [d.allowed for d in got] == [True, True, True, False]
+    assert [d.remaining for d in got] == [2, 1, 0, 0]
+    assert all(d.limit == 3 for d in got)
+    refused = got[-1]
+    # one token needs up to 2 s at 0.5/s; a little has refilled since the first call
+    assert 0 < refused.retry_after <= 2.0
+    assert 0 < refused.reset_after <= 6.0
+
+
+async def test_keys_have_separate_buckets_and_cost_counts(limiter: RedisRateLimiter) -> None:
+    assert (await limiter.acquire("a", capacity=5, refill_per_second=0.1, cost=5)).allowed
+    assert not (await limiter.acquire("a", capacity=5, refill_per_second=0.1)).allowed
+    assert (await limiter.acquire("b", capacity=5, refill_per_second=0.1, cost=4)).allowed
+    assert not (await limiter.acquire("b", capacity=5, refill_per_second=0.1, cost=2)).allowed
+
+
+async def test_bucket_refills_with_time(limiter: RedisRateLimiter) -> None:
+    for _ in range(2):
+        assert (await limiter.acquire("r", capacity=2, refill_per_second=20)).allowed
+    first_refusal = await limiter.acquire("r", capacity=2, refill_per_second=20)
+    if first_refusal.allowed:  # the machine was slow enough for a refill already: the bucket did refill
+        return
+    await asyncio.sleep(first_refusal.retry_after + 0.05)
+    assert (await limiter.acquire("r", capacity=2, refill_per_second=20)).allowed
+
+
+async def test_an_idle_bucket_expires_from_redis(redis_server: RedisServer) -> None:
+    lim = await _limiter(redis_server.url)
+    client = Redis.from_url(redis_server.url)
+    try:
+        await lim.acquire("exp", capacity=10, refill_per_second=5)
+        ttl = await client.pttl(lim._o.prefix + "exp")
+        # one token spent at 5/s: full again in 0.2 s, plus a second of slack
+        assert 0 < ttl <= 1200
+    finally:
+        await client.aclose()
+        await lim.close()
+
+
+async def test_instances_share_one_bucket_under_concurrency(redis_server: RedisServer) -> None:
+    """Two limiters (as two processes would hold) never grant more than capacity + rate x T."""
+    one = await _limiter(redis_server.url)
+    two = RedisRateLimiter(RedisLimiterOptions(url=redis_server.url, prefix=one._o.prefix))  # type: ignore[arg-type]
+    await two.open()
+    capacity, rate = 20, 5.0
+    try:
+        start = time.monotonic()
+        results = await asyncio.gather(
+            *((one if i % 2 else two).acquire("shared", capacity=capacity, refill_per_second=rate) for i in range(300))
+        )
+        elapsed = time.monotonic() - start
+    finally:
+        await one.close()
+        await two.close()
+    granted = sum(d.allowed for d in results)
+    assert granted >= capacity
+    assert granted <= capacity + rate * elapsed
+    # each instance alone would have granted its own full bucket: the two together must not
+    assert granted < 2 * capacity
+
+
+async def test_redis_down_is_unavailable_quickly_and_recovers_by_itself(own_redis: RedisServer) -> None:
+    lim = await _limiter(own_redis.url, timeout=1.0, retry_after=3)
+    try:
+        assert (await lim.acquire("k", capacity=5, refill_per_second=1)).allowed
+        own_redis.stop()
+        with pytest.raises(Unavailable) as err:
+            async with asyncio.timeout(10):  # the configured 1 s bounds it; this only keeps a bug from hanging
+                await lim.acquire("k", capacity=5, refill_per_second=1)
+        assert err.value.retry_after == 3
+        assert "redis://" not in err.value.message
+        own_redis.start()
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                decision = await lim.acquire("k", capacity=5, refill_per_second=1)
+                break
+            except Unavailable:
+                if time.monotonic() > deadline:
+                    raise
+                await asyncio.sleep(0.2)
+        # Redis kept nothing (no persistence): the bucket starts full again
+        assert decision.allowed and decision.remaining == 4
+    finally:
+        await lim.close()
+
+
+async def test_open_refuses_an_unreachable_redis() -> None:
+    from tests.support.net import free_port
+
+    lim = RedisRateLimiter(RedisLimiterOptions(url=f"redis://127.0.0.1:{free_port()}/0", timeout=0.5))  # type: ignore[arg-type]
+    with pytest.raises(Unavailable):
+        await lim.open()
+
+
+def test_url_is_secret_in_reprs() -> None:
+    opts = RedisLimiterOptions(url="redis://:hunter2@127.0.0.1:1/0")  # type: ignore[arg-type]
+    assert "hunter2" not in repr(opts)
+    assert "hunter2" not in repr(RedisRateLimiter(opts))
