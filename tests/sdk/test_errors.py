@@ -23,7 +23,10 @@ async def test_every_code_maps_to_its_class(code: str) -> None:
     def answer(request: httpx.Request) -> httpx.Response:
         return envelope(cls.status, code, param="name", requiredScope="studios:write")
 
-    async with AsyncClient("http://127.0.0.1:9", "sk_live_" + "k" * 30, transport=httpx.MockTransport(answer)) as c:
+    client = AsyncClient(
+        "http://127.0.0.1:9", "sk_live_" + "k" * 30, transport=httpx.MockTransport(answer), max_retries=0
+    )
+    async with client as c:
         with pytest.raises(cls) as caught:
             await c.studios.get("studio_x")
     err = caught.value

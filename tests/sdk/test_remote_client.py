@@ -52,6 +52,8 @@ def test_objects_navigate_and_act(remote: Remote) -> None:
         src = studio.sources.create(kind="rtmp")
         assert isinstance(src.result(), models.Source)
         assert src.path.startswith("inputs/rtmp-")
+        creds = src.session_token(action="publish")
+        assert creds.path == src.path and creds.token and creds.token not in repr(creds)
         dst = studio.destinations.create(
             name="mine", platform="custom_rtmp", rtmp_url="rtmp://user:pw@example.invalid/app", stream_key="sk-123456"
         )
