@@ -85,7 +85,6 @@ class TraxApiPlugin(InitPlugin):
         app_config.before_send.append(make_before_send(self.allow_by_path))
 
     def _openapi(self, app_config: AppConfig) -> None:
-        app_config.plugins.append(StrictStructSchemaPlugin())
         app_config.openapi_config = OpenAPIConfig(
             title="TRaX Developer API",
             version=API_VERSION,
@@ -133,6 +132,7 @@ def create_app(runtime: Runtime, *, start_transports: bool = False) -> Litestar:
     """The /v1 app over ``runtime``; the app's lifespan starts and stops the runtime."""
     return Litestar(
         route_handlers=[],
-        plugins=[TraxApiPlugin(runtime, start_transports=start_transports)],
+        # the strict struct plugin must precede Litestar's own, which on_app_init cannot reorder safely
+        plugins=[StrictStructSchemaPlugin(), TraxApiPlugin(runtime, start_transports=start_transports)],
         type_encoders={msgspec.Struct: msgspec.to_builtins},
     )

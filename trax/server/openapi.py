@@ -170,6 +170,9 @@ def to_openapi_30(doc31: dict[str, Any]) -> dict[str, Any]:
         for param in op.get("parameters", []):
             if "schema" in param:
                 param["schema"] = _schema_30(param["schema"], raw)
+                if not param.get("required"):
+                    # an optional query parameter is omitted, never sent as null
+                    param["schema"].pop("nullable", None)
             if "examples" in param and isinstance(param["examples"], dict) and not param["examples"]:
                 del param["examples"]
         body = op.get("requestBody")
