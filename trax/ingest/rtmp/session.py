@@ -452,7 +452,7 @@ class RtmpSession:
             reader = self.env.hub.open_reader(path, max_queue=self.options.read_queue)
         except TraxError as exc:
             log.info("%s %s: play refused: %s", self.protocol, self.peer, exc.message)
-            code = "NetStream.Play.StreamNotFound" if isinstance(exc, Conflict) else "NetStream.Play.BadName"
+            code = "NetStream.Play.Failed" if isinstance(exc, Conflict) else "NetStream.Play.BadName"
             await self._refuse_status(stream_id, code, f"Unauthorized: {exc.message}")
             return
         log.info("%s %s: playing %s", self.protocol, self.peer, path)
