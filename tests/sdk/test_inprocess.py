@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -175,3 +176,17 @@ def test_connect_accepts_a_file(tmp_path: Path) -> None:
     with trax.connect(str(cfg), account="acme") as platform:
         assert platform.health().status == "ok"
         assert platform.runtime.settings.storage.backend == "sqlite"
+
+
+def test_an_unused_failed_call_is_reported(caplog: pytest.LogCaptureFixture) -> None:
+    import gc
+    import logging
+
+    with trax.connect(memory_config(), account="acme", wait=False) as platform:
+        call = platform.studios.get("studio_01HZZZZZZZZZZZZZZZZZZZZZZZ")
+        concurrent.futures.wait([call._future], timeout=30)
+        assert call.done()
+        with caplog.at_level(logging.WARNING, logger="trax.client.bridge"):
+            del call
+            gc.collect()
+    assert any("never used" in r.getMessage() and "NotFound" in r.getMessage() for r in caplog.records)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import logging
 import sys
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Generator, Iterator
@@ -29,6 +30,7 @@ from typing import Any, Generic, TypeVar
 from trax import display
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class LoopThread:
@@ -100,22 +102,33 @@ def caller_is_async() -> bool:
 class Call(Generic[T]):
     """An operation started on the loop thread: awaitable, and a stand-in for its result."""
 
-    __slots__ = ("_future", "_thread")
+    __slots__ = ("_future", "_observed", "_thread")
 
     def __init__(self, future: concurrent.futures.Future[T], thread: LoopThread) -> None:
         self._future = future
         self._thread = thread
+        self._observed = False
 
     def result(self, timeout: float | None = None) -> T:
         """The result (or its exception), waiting up to ``timeout`` seconds."""
         if self._thread.on_loop and not self._future.done():
             raise RuntimeError("A pending Call cannot be waited for on its own event loop; await it.")
+        self._observed = True
         return self._future.result(timeout)
+
+    def __del__(self) -> None:
+        # like asyncio's "exception was never retrieved": an un-awaited failure must not vanish silently
+        try:
+            if not self._observed and self._future.done() and self._future.exception() is not None:
+                log.warning("a trax call failed and its result was never used: %r", self._future.exception())
+        except Exception:
+            pass
 
     def done(self) -> bool:
         return self._future.done()
 
     def __await__(self) -> Generator[Any, None, T]:
+        self._observed = True
         return asyncio.wrap_future(self._future).__await__()
 
     # --- standing in for the result ------------------------------------------
@@ -159,6 +172,7 @@ class Call(Generic[T]):
         """(ok, value-or-error) without waiting; reprs must not block on a pending call."""
         if not self._future.done():
             return False, None
+        self._observed = True  # shown to someone: the outcome was not lost
         exc = self._future.exception()
         return (exc is None), (self._future.result() if exc is None else exc)
 
