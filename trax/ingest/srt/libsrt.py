@@ -197,7 +197,8 @@ class LibSrt:
 
     def __init__(self, cdll: ctypes.CDLL) -> None:
         self._c = cdll
-        self._callbacks: dict[int, object] = {}
+        self._callbacks: list[object] = []
+        self._handlers: dict[int, ListenCallback] = {}
         self._callbacks_lock = threading.Lock()
         self._log_handler: object | None = None
         c = cdll
@@ -393,13 +394,19 @@ class LibSrt:
 
         The callback runs on libsrt's receiving thread, so it must be fast and must
         not block; an exception escaping it would reach C, so it is caught here and
-        turns into a rejection. The C function object is kept referenced until
-        :meth:`forget_listen_callback`.
+        turns into a rejection. The C function object stays referenced for the
+        life of the process (libsrt may still hold its pointer for a moment after
+        the listener closes); :meth:`forget_listen_callback` only disarms it.
         """
+        handlers = self._handlers
 
         def trampoline(_opaque: object, ns: int, hs_version: int, peer: int | None, streamid: bytes | None) -> int:
             try:
-                return callback(ns, hs_version, peer_string(peer), streamid)
+                handler = handlers.get(listener)
+                if handler is None:  # the listener is closing
+                    self._c.srt_setrejectreason(ns, REJX_OVERLOAD)
+                    return -1
+                return handler(ns, hs_version, peer_string(peer), streamid)
             except BaseException:
                 try:
                     log.exception("the SRT listen callback failed; rejecting the caller")
@@ -410,13 +417,14 @@ class LibSrt:
 
         fn = _LISTEN_FN(trampoline)
         with self._callbacks_lock:
-            self._callbacks[listener] = fn
+            handlers[listener] = callback
+            self._callbacks.append(fn)
         self._check(self._c.srt_listen_callback(listener, fn, None), "srt_listen_callback")
 
     def forget_listen_callback(self, listener: int) -> None:
-        """Drop the callback reference; call only after the listener socket is closed."""
+        """Stop calling the Python callback of ``listener`` (late handshakes are rejected)."""
         with self._callbacks_lock:
-            self._callbacks.pop(listener, None)
+            self._handlers.pop(listener, None)
 
     # --- epoll -------------------------------------------------------------------
 
