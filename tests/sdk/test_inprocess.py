@@ -190,3 +190,12 @@ def test_an_unused_failed_call_is_reported(caplog: pytest.LogCaptureFixture) -> 
             del call
             gc.collect()
     assert any("never used" in r.getMessage() and "NotFound" in r.getMessage() for r in caplog.records)
+
+
+def test_connect_with_the_dev_deployment_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    monkeypatch.chdir(tmp_path)  # dev.yaml keeps its data under ./var
+    with trax.connect(repo / "configs" / "dev.yaml", account="acme") as platform:
+        studio = platform.studios.create(name="dev")
+        assert studio.sources.create(kind="rtmp").status == "idle"
+    assert (tmp_path / "var").is_dir()
