@@ -114,3 +114,21 @@ def test_the_api_key_goes_only_to_its_own_server() -> None:
     assert asset.status == "ready"
     assert seen["127.0.0.1/v1/media/uploads"] == "Bearer sk_live_" + "k" * 30
     assert seen["elsewhere.invalid/put"] is None
+
+
+def test_unreachable_server_retries_reads_only() -> None:
+    calls: list[str] = []
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        calls.append(request.method)
+        raise httpx.ConnectError("refused", request=request)
+
+    client = Client("http://127.0.0.1:9", "sk_live_" + "k" * 30, transport=httpx.MockTransport(answer), max_retries=1)
+    with client as c:
+        with pytest.raises(errors.Unavailable) as read:
+            c.studios.get("s1")
+        assert calls == ["GET", "GET"] and isinstance(read.value.__cause__, httpx.ConnectError)
+        calls.clear()
+        with pytest.raises(errors.Unavailable):
+            c.studios.create(name="x")
+        assert calls == ["POST"]

@@ -5,7 +5,9 @@ after ``Retry-After`` seconds (an exponential back-off if the header is missing)
 at most ``max_retries`` times, and never when the server asks for a longer wait
 than ``max_retry_wait``: then the error is raised at once with ``retry_after``
 set. Both answers come before the server acts (api-v1.md §2, order of checks), so
-retrying a POST cannot apply it twice. ``503 write_disabled`` is not retried: it
+retrying a POST cannot apply it twice. A broken connection is retried (with the
+same back-off) only for reads, then raised as ``Unavailable``; a write may have
+arrived before the connection broke. ``503 write_disabled`` is not retried: it
 is a deployment setting, not a passing condition. Upload bodies are streamed and
 cannot be replayed, so uploads are not retried.
 """
@@ -80,9 +82,18 @@ class HttpTransport:
         attempt = 0
         while True:
             headers = {**self._auth(), "X-Request-Id": f"sdk_{uuid.uuid4().hex}"}
-            response = await self._client.request(
-                method, path, params=dict(params) if params else None, json=json, headers=headers
-            )
+            try:
+                response = await self._client.request(
+                    method, path, params=dict(params) if params else None, json=json, headers=headers
+                )
+            except httpx.TransportError as exc:
+                # only reads are replayed: a write may have reached the server before the connection broke
+                if method.upper() in ("GET", "HEAD") and attempt < self.max_retries:
+                    attempt += 1
+                    self.retries += 1
+                    await asyncio.sleep(min(2.0 ** (attempt - 1) * 0.5, 8.0))
+                    continue
+                raise Unavailable(f"{method} {path}: cannot reach {self.base_url} ({type(exc).__name__}).") from exc
             if response.status_code < 400:
                 return _decode(response)
             err = error_from_envelope(response.status_code, _decode(response), response.headers)
