@@ -14,6 +14,7 @@ import contextlib
 import os
 import pwd
 import shutil
+import signal
 import socket
 import subprocess
 import tempfile
@@ -39,6 +40,14 @@ def find_pg_bindir() -> Path | None:
             return Path(d)
     found = shutil.which("pg_ctl")
     return Path(os.path.realpath(found)).parent if found else None
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return []
+    return [int(p) for p in text.split()]
 
 
 def _wait_port(port: int, timeout: float) -> bool:
@@ -136,6 +145,25 @@ class PostgresServer:
         with contextlib.suppress(subprocess.CalledProcessError, subprocess.TimeoutExpired):
             self._cmd(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", mode, "-w", "-t", "30", "stop")
 
+    def _pids(self) -> list[int]:
+        """The postmaster and its children (backends, background workers)."""
+        try:
+            main = int((self.data / "postmaster.pid").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            return []
+        return [main, *_children(main)]
+
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers, like a hung host."""
+        for pid in self._pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGSTOP)
+
+    def resume(self) -> None:
+        for pid in self._pids():
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGCONT)
+
     def log(self) -> str:
         try:
             return self.logfile.read_text(errors="replace")[-4000:]
@@ -143,6 +171,7 @@ class PostgresServer:
             return ""
 
     def cleanup(self) -> None:
+        self.resume()
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
@@ -189,8 +218,18 @@ class RedisServer:
             raise RuntimeError(f"redis-server did not start:\n{self.log()}")
         return self
 
+    def pause(self) -> None:
+        """Freeze the server (SIGSTOP): connections stay open and nothing answers."""
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGSTOP)
+
+    def resume(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
+
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGCONT)
             self.proc.terminate()
             try:
                 self.proc.wait(timeout=10)

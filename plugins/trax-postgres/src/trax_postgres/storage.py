@@ -46,7 +46,9 @@ class PostgresOptions(BaseModel):
     """Connection string; set it through ``TRAX_STORAGE__OPTIONS__DSN``, never in the file."""
     db_schema: str = Field(default="trax", alias="schema", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     """Schema holding the tables (created if missing)."""
-    min_size: int = Field(default=1, ge=0)
+    min_size: int = Field(default=0, ge=0)
+    """Connections kept open when idle. Above 0, asyncpg itself logs a traceback each time it
+    fails to restore that floor while the database is down."""
     max_size: int = Field(default=10, ge=1)
     timeout: float = Field(default=5.0, gt=0)
     """Seconds any one storage call may take, waiting for a connection included."""
