@@ -26,12 +26,17 @@ from trax.ingest.media import (
 from trax.ingest.whip.ice import rtc_configuration
 from trax.ingest.whip.options import WhipOptions
 from trax.ingest.whip.rtc import HubTrack, tap_receiver
+from trax.ingest.whip.transcode import OPUS_TRACK, Transcoders
 
 log = logging.getLogger(__name__)
 
 MIME_TO_CODEC = {"video/h264": "h264", "video/vp8": "vp8", "audio/opus": "opus"}
 CODEC_TO_MIME = {v: k for k, v in MIME_TO_CODEC.items()}
 PUBLISH_VIDEO_PREFERENCE = ("video/H264", "video/VP8")
+
+
+def _nothing() -> None:
+    return None
 
 
 def credential_digest(credential: str) -> bytes:
@@ -94,6 +99,7 @@ class WebRtcPlane:
         self.sessions: dict[str, Session] = {}
         self._config = rtc_configuration(options.ice_servers)
         self._closing: set[asyncio.Task[Any]] = set()
+        self.transcoders = Transcoders(hub)
 
     def __repr__(self) -> str:
         return f"<WebRtcPlane sessions={len(self.sessions)}>"
@@ -250,18 +256,20 @@ class WebRtcPlane:
         session = self._new_session("whep", path, pc, credential)
         try:
             for track in publisher.tracks:
-                mime = CODEC_TO_MIME.get(track.codec)
                 if track.kind not in kinds or any(t.kind == track.kind for t in session.tracks):
                     continue
-                if mime is None:
-                    # e.g. AAC from RTMP/SRT: needs the once-per-path transcode of issue 5
-                    log.info("WHEP on %s: %s track %d has no WebRTC form; skipped", path, track.codec, track.index)
-                    continue
-                reader = self.hub.open_reader(path, max_queue=self.options.reader_queue)
+                read_path, source_track, on_end = path, track, lambda: self._schedule_close(session)
+                if track.codec not in CODEC_TO_MIME:
+                    if track.kind != "audio":
+                        log.info("WHEP on %s: %s video has no WebRTC form; left out", path, track.codec)
+                        continue
+                    # e.g. AAC from RTMP/SRT: one shared transcoder per path; losing it costs audio only
+                    read_path = await self.transcoders.opus_path(path, track)
+                    source_track, on_end = OPUS_TRACK, _nothing
+                mime = CODEC_TO_MIME[source_track.codec]
+                reader = self.hub.open_reader(read_path, max_queue=self.options.reader_queue)
                 session.readers.append(reader)
-                hub_track = HubTrack(
-                    track.kind, reader, track.index, track.time_base, lambda: self._schedule_close(session)
-                )
+                hub_track = HubTrack(track.kind, reader, source_track.index, source_track.time_base, on_end)
                 session.tracks.append(hub_track)
                 t = pc.addTransceiver(hub_track, direction="sendonly")
                 caps = RTCRtpSender.getCapabilities(track.kind).codecs
@@ -331,6 +339,7 @@ class WebRtcPlane:
     async def close(self) -> None:
         for session in list(self.sessions.values()):
             await self.end(session)
+        await self.transcoders.close()
         for task in list(self._closing):
             with contextlib.suppress(BaseException):
                 await asyncio.wait_for(task, timeout=5)

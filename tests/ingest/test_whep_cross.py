@@ -1,0 +1,106 @@
+"""WHEP from hub packets of any origin: H.264 + AAC as RTMP/SRT deliver them, played by aiortc viewers.
+
+The feed is made here with PyAV in the canonical hub form (Annex B H.264 without
+B-frames, raw AAC with its AudioSpecificConfig) and published straight into
+the hub, as the RTMP and SRT listeners do. Video passes through; AAC becomes
+Opus in one transcoder shared by every viewer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.ingest.whip_support import Plane, wait_for, whip_plane
+from trax.ingest.media import Packet, Track, h264_is_keyframe
+from trax.ingest.whip.client import WhepPlayer
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+FPS = 30
+VIDEO = Track(0, "video", "h264", Fraction(1, 1000), width=320, height=240)
+
+
+def encode_feed(seconds: int) -> tuple[Track, list[Packet]]:
+    import av
+
+    video = av.CodecContext.create("libx264", "w")
+    video.width, video.height, video.pix_fmt = 320, 240, "yuv420p"
+    video.time_base = Fraction(1, FPS)
+    video.options = {"profile": "baseline", "preset": "ultrafast", "tune": "zerolatency", "g": str(FPS)}
+    video.open()
+    audio = av.CodecContext.create("aac", "w")
+    audio.sample_rate, audio.layout, audio.format = 44100, "stereo", "fltp"
+    audio.time_base = Fraction(1, 44100)
+    audio.open()
+    aac = Track(1, "audio", "aac", Fraction(1, 1000), extradata=bytes(audio.extradata), sample_rate=44100, channels=2)
+    packets: list[Packet] = []
+    for n in range(seconds * FPS):
+        img = np.full((240, 320, 3), (n * 7) % 255, np.uint8)
+        frame = av.VideoFrame.from_ndarray(img, format="rgb24").reformat(format="yuv420p")
+        frame.pts = n
+        for p in video.encode(frame):
+            ms = int(p.pts * 1000 / FPS)
+            packets.append(Packet(0, bytes(p), ms, ms, h264_is_keyframe(bytes(p))))
+    t = np.arange(seconds * 44100) / 44100
+    tone = (0.2 * np.sin(2 * np.pi * 440 * t)).astype(np.float32)
+    for i in range(0, len(tone) - 1024, 1024):
+        frame = av.AudioFrame.from_ndarray(np.stack([tone[i : i + 1024]] * 2), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = 44100, i
+        for p in audio.encode(frame):
+            ms = int(max(0, p.pts) * 1000 / 44100)
+            packets.append(Packet(1, bytes(p), ms, ms, True))
+    packets.sort(key=lambda p: p.dts)
+    return aac, packets
+
+
+@pytest.fixture
+async def plane(tmp_path: Path) -> AsyncIterator[Plane]:
+    async with whip_plane(tmp_path) as p:
+        yield p
+
+
+async def test_h264_and_aac_from_the_hub_play_over_whep(plane: Plane) -> None:
+    src = await plane.source(kind="rtmp")
+    aac, packets = encode_feed(4)
+    assert packets[0].keyframe
+    publisher = await plane.rt.hub.open_publisher(src.path, "rtmp", [VIDEO, aac])
+
+    async def feed() -> None:
+        start, loop_ms = time.monotonic(), 4000
+        for lap in range(100):
+            for p in packets:
+                due = start + (lap * loop_ms + p.pts) / 1000
+                await asyncio.sleep(max(0.0, due - time.monotonic()))
+                shift = lap * loop_ms
+                publisher.send(Packet(p.track, p.data, p.pts + shift, p.dts + shift, p.keyframe))
+
+    sender = asyncio.create_task(feed())
+    try:
+        token = await plane.token(src.path, "read", audience="trax-read")
+        viewers = [WhepPlayer(plane.url(src.path, "whep"), token) for _ in range(2)]
+        for v in viewers:
+            await v.start()
+        try:
+            await wait_for(lambda: all(v.frames["video"] >= 30 and v.frames["audio"] >= 50 for v in viewers))
+            transcoders = plane.transport.plane.transcoders._by_path
+            assert list(transcoders) == [src.path]  # one AAC→Opus transcoder for both viewers
+            opus = plane.rt.hub.publisher(src.path + "#opus")
+            assert opus is not None and opus.readers == 2
+        finally:
+            for v in viewers:
+                await v.close()
+    finally:
+        sender.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sender
+        await publisher.close()
+    # the source left: the transcoder and its derived path went with it
+    await wait_for(lambda: plane.rt.hub.publisher(src.path + "#opus") is None)
