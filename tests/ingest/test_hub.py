@@ -80,6 +80,23 @@ async def test_late_reader_starts_at_the_last_keyframe() -> None:
     await hub.close()
 
 
+async def test_long_gop_is_not_replayed_when_a_keyframe_can_be_asked_for() -> None:
+    hub = PathHub(Sink(), gop_replay_packets=5)
+    pub = await hub.open_publisher("p", "test", [VIDEO])
+    for n in range(10):
+        pub.send(frame(n, key=n == 0))
+    # no way to ask for a keyframe (e.g. RTMP): the whole GOP is replayed
+    assert len(await drain(hub.open_reader("p"))) == 10
+    asked: list[int] = []
+    pub.on_keyframe_request = lambda: asked.append(1)
+    r = hub.open_reader("p")
+    assert await drain(r) == [] and asked == [1]
+    pub.send(frame(10))
+    pub.send(frame(11, key=True))
+    assert [p.pts // 3000 for p in await drain(r)] == [11]
+    await hub.close()
+
+
 async def test_reader_waits_for_a_publisher() -> None:
     hub = PathHub(Sink())
     r = hub.open_reader("p")

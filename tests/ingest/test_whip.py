@@ -86,6 +86,8 @@ async def test_refusals_leave_other_sessions_untouched(plane: Plane) -> None:
             assert "Traceback" not in resp.text
 
         other_token = await plane.token(other.path, "publish")
+        video_section = sdp[sdp.index("m=video") :]
+        many_sections = sdp + video_section * 9
         expired = plane.forge(path=other.path, iat=1, exp=2)
         cases = [
             (await post(other.path, "whip", None), 401, "unauthorized"),
@@ -120,6 +122,7 @@ async def test_refusals_leave_other_sessions_untouched(plane: Plane) -> None:
                 400,
                 "invalid_request",
             ),
+            (await post(other.path, "whip", other_token, body=many_sections), 400, "invalid_request"),
             (await post(other.path, "whip", other_token, ctype="application/json"), 415, "unsupported_media_type"),
             (await post(other.path, "whip", other_token, body=b"v=0\n" + b"a" * 200_000), 413, "payload_too_large"),
             (await post(other.path, "whep", await plane.token(other.path, "read")), 404, "not_found"),
@@ -149,6 +152,10 @@ async def test_refusals_leave_other_sessions_untouched(plane: Plane) -> None:
         assert plane.rt.hub.publisher(live.path) is not None
         assert await plane.status(live) == "live"
         assert await plane.status(other) == "idle"
+        # nothing refused left a session, a publisher or a reader behind
+        assert sorted(s.kind for s in plane.transport.plane.sessions.values()) == ["whep", "whip"]
+        assert [p.path for p in plane.rt.hub.publishers()] == [live.path]
+        assert plane.rt.hub.publisher(live.path).readers == 1
 
 
 async def test_cors_lets_a_page_on_another_origin_publish(plane: Plane) -> None:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 DEFAULT_MAX_QUEUE = 512
 DEFAULT_GOP_CACHE_PACKETS = 900  # 30 s of 30 fps video; longer GOPs ask for a keyframe instead
+DEFAULT_GOP_REPLAY_PACKETS = 150
+"""A newcomer is replayed at most this much when the publisher can make a keyframe on request instead."""
 _END = object()
 
 
@@ -110,7 +112,9 @@ class Publisher:
     def _attach(self, reader: Reader) -> None:
         self._readers.add(reader)
         reader._bind(self)
-        if self._gop and self._gop_complete:
+        # a long replay is a burst of stale pictures; a publisher that can make a keyframe is asked instead
+        short = len(self._gop) <= self.hub.gop_replay_packets or self.on_keyframe_request is None
+        if self._gop and self._gop_complete and short:
             for packet in self._gop:
                 reader._push(packet)
         elif self.key_track is not None:
@@ -265,12 +269,14 @@ class PathHub:
         connect_timeout: float = 15.0,
         max_readers_per_path: int = 200,
         gop_cache_packets: int = DEFAULT_GOP_CACHE_PACKETS,
+        gop_replay_packets: int = DEFAULT_GOP_REPLAY_PACKETS,
     ) -> None:
         self._sink = status
         self.idle_timeout = idle_timeout
         self.connect_timeout = max(connect_timeout, idle_timeout)
         self.max_readers_per_path = max_readers_per_path
         self.gop_cache_packets = gop_cache_packets
+        self.gop_replay_packets = gop_replay_packets
         self._publishers: dict[str, Publisher] = {}
         self._waiting: dict[str, set[Reader]] = {}
         self._status_queue: asyncio.Queue[tuple[str, SourceStatus, str | None, asyncio.Future[None]]] | None = None

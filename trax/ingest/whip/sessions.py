@@ -33,6 +33,7 @@ log = logging.getLogger(__name__)
 MIME_TO_CODEC = {"video/h264": "h264", "video/vp8": "vp8", "audio/opus": "opus"}
 CODEC_TO_MIME = {v: k for k, v in MIME_TO_CODEC.items()}
 PUBLISH_VIDEO_PREFERENCE = ("video/H264", "video/VP8")
+MAX_MEDIA_SECTIONS = 8
 
 
 def _nothing() -> None:
@@ -71,9 +72,12 @@ def _offer_kinds(sdp: str) -> set[str]:
     lines = sdp.replace("\r\n", "\n").split("\n")
     if not lines or lines[0].strip() != "v=0":
         raise InvalidRequest("The body is not an SDP offer (it must start with v=0).")
-    kinds = {line[2:].split(" ", 1)[0] for line in lines if line.startswith("m=")}
-    if not kinds:
+    sections = [line[2:].split(" ", 1)[0] for line in lines if line.startswith("m=")]
+    if not sections:
         raise InvalidRequest("The SDP offer has no media section.")
+    if len(sections) > MAX_MEDIA_SECTIONS:  # each costs an ICE transport; a WHIP/WHEP offer needs two
+        raise InvalidRequest(f"The SDP offer has more than {MAX_MEDIA_SECTIONS} media sections.")
+    kinds = set(sections)
     # aiortc accepts an offer without these and only fails later, inside DTLS or ICE
     for attr in ("a=fingerprint:", "a=ice-ufrag:", "a=ice-pwd:"):
         if not any(line.startswith(attr) for line in lines):
