@@ -134,9 +134,17 @@ class Platform(Root):
 
         return display.safe(render, "&lt;trax Platform&gt;")
 
-    def watch(self, studio: Any, *, seconds: float = 10.0, interval: float = 1.0, until: str | None = None) -> Any:
+    def watch(
+        self,
+        studio: Any,
+        *,
+        seconds: float = 10.0,
+        interval: float = 1.0,
+        until: str | None = None,
+        source: Any = None,
+    ) -> Any:
         """Poll a studio's stream status, showing it live in the notebook; returns the history."""
-        return watch(studio, seconds=seconds, interval=interval, until=until)
+        return watch(studio, seconds=seconds, interval=interval, until=until, source=source)
 
 
 def _shutdown(thread: LoopThread, runtime: Runtime) -> None:
@@ -229,11 +237,20 @@ def html_escape(text: str) -> str:
     return html.escape(text)
 
 
-def watch(studio: Any, *, seconds: float = 10.0, interval: float = 1.0, until: str | None = None) -> StatusHistory:
-    """Poll ``studio.stream_status()`` for ``seconds`` (or until a source reaches status ``until``).
+def watch(
+    studio: Any,
+    *,
+    seconds: float = 10.0,
+    interval: float = 1.0,
+    until: str | None = None,
+    source: Any = None,
+) -> StatusHistory:
+    """Poll ``studio.stream_status()`` for ``seconds``, or until a source reaches status ``until``
+    (``source``, a source or its id, narrows that to one source).
 
     In a notebook the status table updates in place in the cell's output.
     """
+    wanted = getattr(source, "id", source)
     handle = _display_handle()
     history = StatusHistory(getattr(studio, "id", "?"))
     deadline = time.monotonic() + max(0.0, seconds)
@@ -243,7 +260,7 @@ def watch(studio: Any, *, seconds: float = 10.0, interval: float = 1.0, until: s
         history.samples.append((datetime.now(UTC), status))
         if handle is not None:
             handle.update(status)
-        if until is not None and any(s.status == until for s in status.sources):
+        if until is not None and any(s.status == until for s in status.sources if wanted in (None, s.id)):
             break
         if time.monotonic() + interval > deadline:
             break
