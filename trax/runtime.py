@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from typing import Any
 
 import pluggy
-from pydantic import BaseModel
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from trax.domain.events import Event
 from trax.domain.ids import IdGenerator
@@ -29,6 +29,14 @@ from trax.services import MediaPolicy, ServiceDeps, Services
 from trax.settings import ConfigError, Settings, load_settings, validate_options
 
 log = logging.getLogger(__name__)
+
+
+def _flag(value: Any, where: str) -> bool:
+    """A boolean as pydantic reads one, so ``TRAX_INGEST__RTMP__ENABLED=false`` means off, not a truthy string."""
+    try:
+        return TypeAdapter(bool).validate_python(value)
+    except ValidationError:
+        raise ConfigError(f"{where}: must be true or false, not {value!r}") from None
 
 
 class Runtime:
@@ -129,8 +137,13 @@ class Runtime:
         self.transports = {}
         extra = s.ingest.model_extra or {}
         for name in self.registry.categories.get("transports", {}):
-            options = dict(extra.get(name) or {})
-            if not options.pop("enabled", False):
+            raw = extra.get(name)
+            if raw is None:
+                continue
+            if not isinstance(raw, dict):
+                raise ConfigError(f"ingest.{name}: must be a mapping of the transport's options")
+            options = dict(raw)
+            if not _flag(options.pop("enabled", False), f"ingest.{name}.enabled"):
                 continue
             self.transports[name], _ = self._backend("transports", name, options, f"ingest.{name}")
         unknown = sorted(set(extra) - set(self.registry.categories.get("transports", {})))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
@@ -53,7 +53,7 @@ class BackendChoice(_Section):
 
 class LimitsSettings(BackendChoice):
     backend: str = "memory"
-    route_costs: dict[str, int] = Field(default_factory=dict)
+    route_costs: dict[str, Annotated[int, Field(ge=1)]] = Field(default_factory=dict)
     """Cost in tokens per operation id (default 1), e.g. ``{createUpload: 5}``."""
     meta_capacity: int = Field(default=60, ge=1)
     meta_refill_per_second: float = Field(default=10.0, gt=0)
@@ -159,7 +159,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
-    platforms: dict[str, dict[str, Any]] = Field(default_factory=dict)
+    platforms: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
     """Enabled platforms by name, each with its options."""
     plugins: PluginsSettings = Field(default_factory=PluginsSettings)
     log_level: Literal["critical", "error", "warning", "info", "debug"] = "info"

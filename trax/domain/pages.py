@@ -27,6 +27,8 @@ class Page(Generic[T]):
 def clamp_limit(limit: int | None) -> int:
     if limit is None:
         return DEFAULT_LIMIT
+    if isinstance(limit, bool) or not isinstance(limit, int):
+        raise InvalidRequest("limit must be an integer.", param="limit")
     if limit < 1:
         raise InvalidRequest("limit must be at least 1.", param="limit")
     return min(limit, MAX_LIMIT)

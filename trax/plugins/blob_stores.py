@@ -6,6 +6,7 @@ import asyncio
 import hashlib
 import os
 import re
+import secrets
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -47,7 +48,8 @@ class FilesystemBlobStore:
 
     async def put(self, key: str, chunks: AsyncIterator[bytes], *, max_bytes: int) -> StoredBlob:
         path = self._path(key)
-        part = path.with_name(path.name + ".part")
+        # a name of its own per upload, so two concurrent puts of one key never interleave bytes
+        part = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
         digest = hashlib.sha256()
         size = 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from trax.domain.base import utcnow
 from trax.domain.events import Event
@@ -44,6 +44,15 @@ class ServiceDeps:
 
     def now(self) -> datetime:
         return utcnow()
+
+    def bump(self, previous: datetime) -> datetime:
+        """``updated_at`` for a change to an object last changed at ``previous``: now, but always later.
+
+        Timestamps have millisecond precision and compare-and-set writes (``expect_updated_at``)
+        compare them, so two changes within one millisecond must still leave different values.
+        """
+        now = self.now()
+        return now if now > previous else previous + timedelta(milliseconds=1)
 
     def new_id(self, prefix: str) -> str:
         return self.ids.new(prefix)

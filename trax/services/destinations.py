@@ -139,7 +139,7 @@ class DestinationService:
             key = changes["streamKey"]
             fields["stream_key"] = None if key is None else validation.text(key, "streamKey", max_len=512)
         self._check(fields)
-        updated = replace(dst, **fields, updated_at=self._d.now())
+        updated = replace(dst, **fields, updated_at=self._d.bump(dst.updated_at))
         await self._d.storage.apply([Update(updated)])
         return updated
 
@@ -155,7 +155,7 @@ class DestinationService:
         dst = await self._d.storage.get(Destination, account_id, destination_id)
         if dst is None or (dst.status is status and dst.error == error):
             return dst
-        updated = replace(dst, status=status, error=error, updated_at=self._d.now())
+        updated = replace(dst, status=status, error=error, updated_at=self._d.bump(dst.updated_at))
         await self._d.storage.apply([Update(updated)])
         await self._d.emit(
             events.DESTINATION_STATUS_CHANGED,

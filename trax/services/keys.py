@@ -94,7 +94,7 @@ class KeyService:
         when = at or now
         if key.revoked_at is not None and key.revoked_at <= when:
             return key  # revoking twice is not an error: the outcome is the same
-        revoked = replace(key, revoked_at=when, updated_at=now)
+        revoked = replace(key, revoked_at=when, updated_at=self._d.bump(key.updated_at))
         await self._d.storage.apply([Update(revoked)])
         return revoked
 
@@ -107,7 +107,9 @@ class KeyService:
         if not old.is_active(now):
             raise Conflict("A revoked or expired key cannot be rotated.")
         new, secret = self._new_key(old.account_id, old.name, old.scopes, old.expires_at, old.rate_limit)
-        retired = replace(old, revoked_at=now + timedelta(seconds=grace_seconds), updated_at=now)
+        retired = replace(
+            old, revoked_at=now + timedelta(seconds=grace_seconds), updated_at=self._d.bump(old.updated_at)
+        )
         await self._d.storage.apply([Insert(new), Update(retired, expect_updated_at=old.updated_at)])
         return new, secret
 

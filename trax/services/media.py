@@ -123,8 +123,12 @@ class MediaService:
             await self._d.blobs.delete(blob_key)  # the client may try again until the URL expires
             raise InvalidRequest(problem, param="body")
         done = replace(
-            asset, status=AssetStatus.READY, sha256=stored.sha256, blob_key=blob_key, updated_at=self._d.now()
+            asset,
+            status=AssetStatus.READY,
+            sha256=stored.sha256,
+            blob_key=blob_key,
+            updated_at=self._d.bump(asset.updated_at),
         )
-        finished = replace(upload, completed_at=now, updated_at=now)
+        finished = replace(upload, completed_at=now, updated_at=self._d.bump(upload.updated_at))
         await self._d.storage.apply([Update(done), Update(finished, expect_updated_at=upload.updated_at)])
         return done

@@ -101,7 +101,8 @@ class SourceService:
         src = await self._load(actor, studio_id, source_id)
         if "name" not in changes:
             return src
-        updated = replace(src, name=validation.text(changes["name"], "name", max_len=100), updated_at=self._d.now())
+        name = validation.text(changes["name"], "name", max_len=100)
+        updated = replace(src, name=name, updated_at=self._d.bump(src.updated_at))
         await self._d.storage.apply([Update(updated)])
         return updated
 
@@ -141,7 +142,7 @@ class SourceService:
             return None
         if src.status is status and src.status_reason == reason:
             return src
-        updated = replace(src, status=status, status_reason=reason, updated_at=self._d.now())
+        updated = replace(src, status=status, status_reason=reason, updated_at=self._d.bump(src.updated_at))
         try:
             await self._d.storage.apply([Update(updated)])
         except NotFound:  # deleted while streaming: nothing to record

@@ -77,7 +77,7 @@ class StudioService:
             fields["description"] = validation.optional_text(changes["description"], "description", max_len=1000)
         if not fields:
             return studio
-        updated = replace(studio, **fields, updated_at=self._d.now())
+        updated = replace(studio, **fields, updated_at=self._d.bump(studio.updated_at))
         await self._d.storage.apply([Update(updated)])
         return updated
 
@@ -129,8 +129,15 @@ class StudioService:
         check_transition(studio.status, StudioStatus.STARTING)
         check_transition(StudioStatus.STARTING, StudioStatus.LIVE)
         now = self._d.now()
-        live = replace(studio, status=StudioStatus.LIVE, live_since=now, updated_at=now)
-        await self._d.storage.apply([Update(live, expect_updated_at=studio.updated_at)])
+        live = replace(studio, status=StudioStatus.LIVE, live_since=now, updated_at=self._d.bump(studio.updated_at))
+        try:
+            await self._d.storage.apply([Update(live, expect_updated_at=studio.updated_at)])
+        except Conflict:
+            # Someone changed the studio meanwhile; if that was a go-live too, this call is a repeat.
+            current = await load_studio(self._d, actor.account_id, studio_id)
+            if current.status in (StudioStatus.LIVE, StudioStatus.STARTING):
+                return await self._status(current), False
+            raise
         await self._d.emit(events.STREAM_LIVE, studio.account_id, studio_id=studio.id, live_since=now.isoformat())
         return await self._status(live), True
 
@@ -141,8 +148,13 @@ class StudioService:
             return await self._status(studio), False
         check_transition(studio.status, StudioStatus.STOPPING)
         check_transition(StudioStatus.STOPPING, StudioStatus.OFFLINE)
-        now = self._d.now()
-        off = replace(studio, status=StudioStatus.OFFLINE, live_since=None, updated_at=now)
-        await self._d.storage.apply([Update(off, expect_updated_at=studio.updated_at)])
+        off = replace(studio, status=StudioStatus.OFFLINE, live_since=None, updated_at=self._d.bump(studio.updated_at))
+        try:
+            await self._d.storage.apply([Update(off, expect_updated_at=studio.updated_at)])
+        except Conflict:
+            current = await load_studio(self._d, actor.account_id, studio_id)
+            if current.status in (StudioStatus.OFFLINE, StudioStatus.STOPPING):
+                return await self._status(current), False
+            raise
         await self._d.emit(events.STREAM_OFFLINE, studio.account_id, studio_id=studio.id)
         return await self._status(off), True
