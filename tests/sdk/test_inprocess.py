@@ -47,8 +47,9 @@ def test_plain_calls_return_results_and_navigate(p: Platform) -> None:
     assert [s.id for s in status.sources] == [src.id]
     assert studio.chat.send("hi").text == "hi"
     assert [m.text for m in studio.chat.list()] == ["hi"]
-    key = p.keys.create(name="ci", scopes=["studios:read"])
+    key = p.keys.create(name="ci", scopes=["studios:read"], rate_limit={"capacity": 5, "refill_per_second": 2})
     assert key.secret and key.secret.startswith(key.prefix)
+    assert key.rate_limit == {"capacity": 5, "refillPerSecond": 2.0}
     assert [k.id for k in p.keys.list()] == [key.id]
 
 

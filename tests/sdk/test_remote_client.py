@@ -122,6 +122,7 @@ def test_429_is_retried_after_retry_after(remote: Remote) -> None:
             name="tight", scopes=["studios:read"], rate_limit={"capacity": 1, "refill_per_second": 1}
         )
         secret = key.secret
+        assert key.rate_limit == {"capacity": 1, "refillPerSecond": 1}
     assert secret
     with Client(remote.url, secret, max_retries=0) as impatient:
         impatient.studios.list(limit=1).first()

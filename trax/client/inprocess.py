@@ -159,6 +159,9 @@ def key_wire(k: ApiKey, secret: str | None = None) -> dict[str, Any]:
             "lastUsedAt": wire_time(k.last_used_at),
             "revokedAt": wire_time(k.revoked_at),
             "expiresAt": wire_time(k.expires_at),
+            "rateLimit": {"capacity": k.rate_limit.capacity, "refillPerSecond": k.rate_limit.refill_per_second}
+            if k.rate_limit
+            else None,
             "secret": secret,
         }
     )

@@ -432,6 +432,8 @@ class ApiKey(Model):
     last_used_at: datetime | None = None
     revoked_at: datetime | None = None
     expires_at: datetime | None = None
+    rate_limit: dict[str, Any] | None = None
+    """This key's own bucket (``capacity``, ``refillPerSecond``), if it overrides the deployment's."""
     secret: str | None = field(default=None, metadata={"hidden": True})
 
     def _rows(self) -> list[tuple[str, str]]:
