@@ -60,6 +60,8 @@ class Publisher:
         self.bytes = 0
         self.closed = False
         self.close_reason: str | None = None
+        self.reordered: set[int] = set()
+        """Tracks seen with pts != dts (B-frames): not playable by WebRTC without a re-encode."""
         self.on_keyframe_request: Callable[[], None] | None = None
         """Set by the protocol: ask the encoder for a keyframe (e.g. an RTCP PLI)."""
         self._readers: set[Reader] = set()
@@ -90,6 +92,8 @@ class Publisher:
             self.hub._status(self.path, SourceStatus.LIVE)
         self.packets += 1
         self.bytes += len(packet.data)
+        if packet.pts != packet.dts:
+            self.reordered.add(packet.track)
         if self.is_keyframe(packet):
             self._gop = [packet]
             self._gop_complete = True

@@ -26,7 +26,7 @@ from trax.ingest.media import (
 from trax.ingest.whip.ice import rtc_configuration
 from trax.ingest.whip.options import WhipOptions
 from trax.ingest.whip.rtc import HubTrack, tap_receiver
-from trax.ingest.whip.transcode import OPUS_TRACK, Transcoders
+from trax.ingest.whip.transcode import Transcoders
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,15 @@ MAX_MEDIA_SECTIONS = 8
 
 def _nothing() -> None:
     return None
+
+
+def _webrtc_target(track: Track, offered: set[str], reordered: bool) -> str | None:
+    """The codec a viewer gets ``track`` in: as published when it can, else one it offered."""
+    if track.kind == "audio":
+        return "opus" if "opus" in offered else None
+    if track.codec in offered and track.codec in ("h264", "vp8") and not (track.codec == "h264" and reordered):
+        return track.codec
+    return next((c for c in ("h264", "vp8") if c in offered), None)
 
 
 def credential_digest(credential: str) -> bytes:
@@ -61,6 +70,16 @@ class Session:
 
     def owns(self, credential: str | None) -> bool:
         return credential is not None and hmac.compare_digest(credential_digest(credential), self.credential)
+
+
+def _offered_codecs(sdp: str) -> set[str]:
+    """Codec names (lower case) in the offer's ``a=rtpmap`` lines."""
+    out = set()
+    for line in sdp.replace("\r\n", "\n").split("\n"):
+        if line.startswith("a=rtpmap:"):
+            _, _, rest = line.partition(" ")
+            out.add(rest.split("/", 1)[0].strip().lower())
+    return out
 
 
 def _offer_kinds(sdp: str) -> set[str]:
@@ -256,6 +275,7 @@ class WebRtcPlane:
         if publisher is None:
             raise NotFound("Nothing is being published on this path right now.")
         kinds = _offer_kinds(sdp)
+        offered = _offered_codecs(sdp)
         pc = RTCPeerConnection(self._config)
         session = self._new_session("whep", path, pc, credential)
         try:
@@ -263,13 +283,14 @@ class WebRtcPlane:
                 if track.kind not in kinds or any(t.kind == track.kind for t in session.tracks):
                     continue
                 read_path, source_track, on_end = path, track, lambda: self._schedule_close(session)
-                if track.codec not in CODEC_TO_MIME:
-                    if track.kind != "audio":
-                        log.info("WHEP on %s: %s video has no WebRTC form; left out", path, track.codec)
-                        continue
-                    # e.g. AAC from RTMP/SRT: one shared transcoder per path; losing it costs audio only
-                    read_path = await self.transcoders.opus_path(path, track)
-                    source_track, on_end = OPUS_TRACK, _nothing
+                target = _webrtc_target(track, offered, track.index in publisher.reordered)
+                if target is None:
+                    log.info("WHEP on %s: no codec for the %s track in the offer; left out", path, track.codec)
+                    continue
+                if target != track.codec or track.index in publisher.reordered:
+                    # converted once per path and codec, shared by every viewer; losing it costs this track only
+                    read_path, source_track = await self.transcoders.derive(path, track, target)
+                    on_end = _nothing
                 mime = CODEC_TO_MIME[source_track.codec]
                 reader = self.hub.open_reader(read_path, max_queue=self.options.reader_queue)
                 session.readers.append(reader)
@@ -281,7 +302,7 @@ class WebRtcPlane:
                     [c for c in caps if c.mimeType.lower() == mime]
                     + ([c for c in caps if c.mimeType == "video/rtx"] if track.kind == "video" else [])
                 )
-                # a viewer's PLI asks the publisher for a keyframe; nothing here could make one
+                # a viewer's PLI asks whoever encodes (the publisher, or a shared transcoder) for a keyframe
                 setattr(t.sender, "_send_keyframe", reader.request_keyframe)  # noqa: B010
             if not session.tracks:
                 raise InvalidRequest("This stream has no track WebRTC can play yet.")
