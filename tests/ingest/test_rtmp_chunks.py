@@ -122,11 +122,12 @@ async def test_abort_discards_the_partial_message() -> None:
 
 @pytest.mark.anyio
 async def test_window_acknowledgement_falls_due() -> None:
-    data = header(0, 2, ts=0, length=4, type_id=m.WINDOW_ACK_SIZE) + struct.pack(">I", 100)
-    data += header(0, 6, ts=0, length=120, type_id=m.VIDEO, sid=1) + bytes(120)
-    r = reader_for(data)
+    stream = asyncio.StreamReader()
+    r = ChunkReader(stream)
+    stream.feed_data(header(0, 2, ts=0, length=4, type_id=m.WINDOW_ACK_SIZE) + struct.pack(">I", 100))
     await r.read_message()
-    assert r.ack_due() is None  # 16 bytes read so far
+    assert r.ack_due() is None  # 16 bytes received so far
+    stream.feed_data(header(0, 6, ts=0, length=120, type_id=m.VIDEO, sid=1) + bytes(120))
     await r.read_message()
     seq = r.ack_due()
     assert seq == r.bytes_read and seq > 100
@@ -177,3 +178,24 @@ async def test_encode_then_read_round_trip(ts: int, size: int) -> None:
     data = encode_message(msg, 70, chunk_size)
     got = await reader_for(data).read_message()
     assert got == msg
+
+
+@pytest.mark.anyio
+async def test_chunks_split_at_every_byte_boundary() -> None:
+    msgs = [Message(m.VIDEO, 1, 0x1000000 + i, bytes(range(i * 37 % 251)) * 3) for i in range(6)]
+    data = b"".join(encode_message(x, 6, 128) for x in msgs)
+    stream = asyncio.StreamReader()
+    r = ChunkReader(stream)
+
+    async def feed() -> None:
+        for i in range(len(data)):
+            stream.feed_data(data[i : i + 1])
+            await asyncio.sleep(0)
+        stream.feed_eof()
+
+    feeder = asyncio.create_task(feed())
+    got = [await r.read_message() for _ in msgs]
+    await feeder
+    assert got == msgs
+    with pytest.raises(asyncio.IncompleteReadError):
+        await r.read_message()

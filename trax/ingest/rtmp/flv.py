@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any
 
-from trax.ingest.media import H264_PPS, H264_SPS, H264ParameterSets, Packet, Track, annexb, iter_annexb_nals
+from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, Packet, Track, annexb, iter_annexb_nals
 
 FLV_TIME_BASE = Fraction(1, 1000)
 
@@ -117,7 +117,6 @@ class FlvIngest:
     _tracks: list[Track] | None = None
     _video_index: int | None = None
     _audio_index: int | None = None
-    _params: H264ParameterSets = field(default_factory=H264ParameterSets)
     ignored: set[str] = field(default_factory=set)
 
     def on_metadata(self, meta: dict[str, Any]) -> None:
@@ -213,14 +212,18 @@ class FlvIngest:
         if cts & 0x800000:
             cts -= 0x1000000
         length_size, sps, pps = self._avc
-        if self._params.sps is None and sps and pps:
-            self._params.sps, self._params.pps = sps[0], pps[0]
         nals = list(iter_length_prefixed(payload[5:], length_size))
         if not nals:
             return []
-        data, idr = self._params.canonical(annexb(nals))
+        # NAL types straight from the length prefixes: no start-code scan of the frame (this is the hot path)
+        types = [n[0] & 0x1F for n in nals]
+        idr = H264_IDR in types
+        if H264_SPS in types and H264_PPS in types:  # in-band parameter sets replace the announced ones
+            self._avc = (length_size, [nals[types.index(H264_SPS)]], [nals[types.index(H264_PPS)]])
+        elif idr and sps and pps:
+            nals = [sps[0], pps[0], *(n for n, t in zip(nals, types, strict=True) if t not in (H264_SPS, H264_PPS))]
         keyframe = idr or (payload[0] >> 4) == 1
-        return [Packet(self._video_index, data, timestamp + cts, timestamp, keyframe)]
+        return [Packet(self._video_index, annexb(nals), timestamp + cts, timestamp, keyframe)]
 
     def _audio(self, timestamp: int, payload: bytes) -> list[Packet]:
         if len(payload) < 2:
