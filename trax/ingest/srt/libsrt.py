@@ -359,6 +359,18 @@ class LibSrt:
             raise self._fail("srt_recvmsg")
         return n
 
+    @property
+    def raw_recvmsg(self) -> Callable[[int, ctypes.Array[ctypes.c_char], int], int]:
+        """``srt_recvmsg`` itself, for a receive loop that runs per message; check -1 with :meth:`recv_failed`."""
+        fn: Callable[[int, ctypes.Array[ctypes.c_char], int], int] = self._c.srt_recvmsg
+        return fn
+
+    def recv_failed(self, call: str = "srt_recvmsg") -> SrtError | None:
+        """After a receive returned -1: ``None`` for "nothing yet" (timeout, would block), else the error."""
+        if self._c.srt_getlasterror(None) in (SRT_EASYNCRCV, SRT_ETIMEOUT):
+            return None
+        return self._fail(call)
+
     def sendmsg(self, sock: int, data: bytes) -> int:
         """Bytes queued; 0 when a non-blocking socket's send buffer is full or the send timed out."""
         n = int(self._c.srt_sendmsg(sock, data, len(data), -1, 0))

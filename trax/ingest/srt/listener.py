@@ -498,6 +498,7 @@ class _SrtInput:
         self._stop = stop
         self._idle = idle_seconds
         self._buf = ctypes.create_string_buffer(_RECV_BUFFER)
+        self._recv = lib.raw_recvmsg
         self._pending = b""
         self._ended = False
         self.bytes = 0
@@ -507,21 +508,20 @@ class _SrtInput:
         if self._pending:
             out, self._pending = self._pending[:size], self._pending[size:]
             return out
-        lib, sock, buf = self._lib, self._conn.sock, self._buf
-        last = time.monotonic()
+        recv, sock, buf = self._recv, self._conn.sock, self._buf
+        silent_since = 0.0
         while not self._ended:
-            try:
-                n = lib.recvmsg(sock, buf)
-            except SrtError:
-                self._ended = True
-                break
-            if n:
+            n = recv(sock, buf, _RECV_BUFFER)
+            if n > 0:
                 self.bytes += n
                 data = ctypes.string_at(buf, n)
                 if 0 < size < n:  # PyAV asks for a whole AVIO buffer, so this is only for other callers
                     data, self._pending = data[:size], data[size:]
                 return data
-            if self._stop.is_set() or self._conn.closed or time.monotonic() - last > self._idle:
+            gone = n < 0 and self._lib.recv_failed() is not None
+            now = time.monotonic()
+            silent_since = silent_since or now
+            if gone or self._stop.is_set() or self._conn.closed or now - silent_since > self._idle:
                 self._ended = True
         return b""
 
