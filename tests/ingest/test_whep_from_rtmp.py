@@ -1,0 +1,52 @@
+"""Cross-protocol: real ffmpeg publishes over RTMP (x264 defaults: B-frames, AAC); aiortc plays over WHEP."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import memory_settings
+from tests.ingest.whip_support import wait_for
+from tests.support.net import free_port
+from tests.support.tools import require_tool
+from trax.ingest.whip.client import WhepPlayer
+from trax.runtime import Runtime
+from trax.services import Principal
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+
+async def test_ffmpeg_rtmp_publish_is_viewable_over_whep(tmp_path: Path) -> None:
+    ffmpeg = require_tool("ffmpeg", why="a real RTMP publisher")
+    whip = {"enabled": True, "port": 0, "host_candidates": ["127.0.0.1"]}
+    settings = memory_settings(tmp_path, ingest={"whip": whip, "rtmp": {"enabled": True, "port": free_port()}})
+    async with Runtime(settings) as rt:  # type: ignore[arg-type]
+        await rt.start_transports()
+        acct = await rt.services.accounts.create("acme")
+        op = Principal.operator(acct.id)
+        studio = await rt.services.studios.create(op, name="s")
+        src = await rt.services.sources.create(op, studio.id, name="obs", kind="rtmp")
+        creds = await rt.media_tokens.mint(path=src.path, action="publish")
+        encoder = await asyncio.create_subprocess_exec(
+            ffmpeg, "-nostdin", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", "testsrc=size=320x240:rate=30",
+            "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100",
+            "-t", "30", "-c:v", "libx264", "-preset", "veryfast", "-g", "60", "-c:a", "aac",
+            "-f", "flv", creds.urls["rtmp"],
+        )  # fmt: skip
+        try:
+            await wait_for(lambda: (p := rt.hub.publisher(src.path)) is not None and p.packets > 30, within=30)
+            publisher = rt.hub.publisher(src.path)
+            assert publisher is not None
+            assert [(t.kind, t.codec) for t in publisher.tracks] == [("video", "h264"), ("audio", "aac")]
+            read = await rt.media_tokens.mint(path=src.path, action="read", audience="trax-read")
+            async with WhepPlayer(read.urls["whep"], "") as viewer:
+                await wait_for(lambda: viewer.frames["video"] >= 45 and viewer.frames["audio"] >= 75, within=30)
+            # x264's defaults carry B-frames: video was re-encoded once, AAC became Opus once
+            assert sorted(c for _, c in rt.transports["whip"].plane.transcoders.active()) == ["h264", "opus"]
+        finally:
+            if encoder.returncode is None:
+                encoder.kill()
+            await encoder.wait()
