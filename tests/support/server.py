@@ -35,7 +35,9 @@ class ServerProcess:
     def cli(self, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
         """Run ``trax ARGS -c CONFIG --json`` against the same deployment file."""
         cmd = [sys.executable, "-m", "trax.cli", *args, "-c", str(self.config_path), "--json"]
-        return subprocess.run(cmd, cwd=self.workdir, env=self.env, capture_output=True, text=True, check=check, timeout=60)
+        return subprocess.run(
+            cmd, cwd=self.workdir, env=self.env, capture_output=True, text=True, check=check, timeout=60
+        )
 
     def cli_json(self, *args: str) -> Any:
         return json.loads(self.cli(*args).stdout)
