@@ -180,3 +180,39 @@ def test_revoked_key_fails_on_the_running_servers_next_request(tmp_path: Path) -
             alias = http.get("/v1/studios", headers={"X-API-Key": key["secret"]})
             assert alias.status_code == 401
         assert key["secret"] not in server.log()
+
+
+def test_loopback_platform_commands(cli: Cli) -> None:
+    import asyncio
+    import contextlib
+
+    from trax.runtime import Runtime
+    from trax.services import Principal
+
+    acct = cli.json("accounts", "create", "acme")
+    conn = cli.json("loopback", "link", "--account", "acme", "--display-name", "My channel")
+    assert conn["platform"] == "loopback" and conn["id"].startswith("conn_")
+
+    async def make_studio() -> str:
+        async with Runtime.from_file(str(cli.path)) as rt:
+            return (await rt.services.studios.create(Principal.operator(acct["id"]), name="S")).id
+
+    with contextlib.chdir(cli.tmp):  # nothing the runtime writes lands in the repository
+        studio = asyncio.run(make_studio())
+    msg = cli.json(
+        "loopback", "chat", "--account", "acme", "--connection", conn["id"], "--studio", studio, "--text", "hi!"
+    )
+    assert msg["studioId"] == studio and msg["text"] == "hi!" and msg["id"].startswith("msg_")
+
+    async def read_chat() -> list[tuple[str, str, str]]:
+        async with Runtime.from_file(str(cli.path)) as rt:
+            page = await rt.services.chat.list(Principal.operator(acct["id"]), studio)
+            return [(m.direction, m.platform, m.author_name) for m in page.data]
+
+    with contextlib.chdir(cli.tmp):
+        assert asyncio.run(read_chat()) == [("inbound", "loopback", "viewer")]
+    bad = cli.run(
+        "loopback", "chat", "--account", "acme", "--connection", "conn_nope", "--studio", studio, "--text", "x"
+    )
+    assert bad.returncode == 1 and "not_found" in bad.stderr
+    _no_traceback(bad)
