@@ -195,6 +195,8 @@ async def test_async_client_same_model(remote: Remote) -> None:
         assert nf.value.request_id
         health = await c.health()
         assert health.status == "ok"
+        asset = await c.media.upload(io.BytesIO(b"abc" * 1000), name="a.bin", progress=False)
+        assert asset.status == "ready" and asset.size_bytes == 3000
 
 
 @pytest.mark.anyio
