@@ -163,3 +163,38 @@ def test_every_acknowledged_write_survives_kill_9(tmp_path: Path) -> None:
         assert c.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     lost = [i for i in acked if i not in stored]
     assert not lost, f"{len(lost)} acknowledged writes were lost, e.g. {lost[:3]}"
+
+
+@pytest.mark.slow
+def test_the_server_keeps_acknowledged_writes_across_kill_9_and_restart(tmp_path: Path) -> None:
+    import httpx
+
+    from tests.support.server import ServerProcess, dev_config
+
+    server = ServerProcess(dev_config(tmp_path), tmp_path)
+    with server:
+        server.cli_json("accounts", "create", "acme")
+        key = server.cli_json(
+            "keys", "create", "--account", "acme", "--name", "k", "--scope", "studios:read", "--scope", "studios:write"
+        )
+        headers = {"Authorization": f"Bearer {key['secret']}"}
+        acked = []
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as http:
+            for i in range(25):
+                res = http.post("/v1/studios", json={"name": f"studio {i}"})
+                assert res.status_code == 201, res.text
+                acked.append(res.json()["id"])
+        server.kill9()
+        assert server.proc is not None and server.proc.returncode == -signal.SIGKILL
+        server.start()
+        seen: list[str] = []
+        with httpx.Client(base_url=server.base_url, headers=headers, timeout=10) as http:
+            cursor = None
+            for _ in range(100):
+                params = {"limit": 10, **({"cursor": cursor} if cursor else {})}
+                page = http.get("/v1/studios", params=params).json()
+                seen += [s["id"] for s in page["data"]]
+                cursor = page.get("nextCursor")
+                if not cursor:
+                    break
+    assert seen == acked
