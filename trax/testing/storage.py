@@ -16,7 +16,8 @@ Use it from a test module of your plugin (pytest with anyio, which trax's
 Every test gets a fresh backing store (the ``make_storage`` fixture is
 function-scoped). Set ``durable = False`` for a backend whose data does not
 outlive its instance (the built-in ``memory``): the tests that reopen the store
-or use a second instance on it are then skipped.
+or use a second instance on it are then skipped. ``shared = False`` skips only
+the second-instance test (a single-process backend that is durable).
 """
 
 from __future__ import annotations
@@ -96,6 +97,9 @@ class StorageConformance:
 
     durable: ClassVar[bool] = True
     """False for a backend whose data lives only as long as its instance."""
+    shared: ClassVar[bool | None] = None
+    """Whether two open instances over one backing store see each other's writes at once
+    (as several server processes need); ``None`` means the same as ``durable``."""
 
     # --- fixtures ------------------------------------------------------------------
 
@@ -493,7 +497,7 @@ class StorageConformance:
     async def test_a_second_instance_sees_writes_at_once(
         self, storage: Storage, make_storage: Callable[[], Storage], make: _Make
     ) -> None:
-        if not self.durable:
+        if not (self.durable if self.shared is None else self.shared):
             pytest.skip("this backend is not shared between instances")
         other = make_storage()
         await other.open()
