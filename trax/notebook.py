@@ -14,6 +14,7 @@ class the remote :class:`trax.Client` returns.
 
 from __future__ import annotations
 
+import html
 import os
 import time
 import weakref
@@ -218,7 +219,7 @@ class StatusHistory:
         latest = self.latest
         head = f"{len(self.samples)} sample(s) of {self.studio_id}"
         return display.safe(
-            lambda: display.html_rows(head, ["time", "studio", "live sources"], self._rows()), html_escape(head)
+            lambda: display.html_rows(head, ["time", "studio", "live sources"], self._rows()), html.escape(head)
         ) + (latest._repr_html_() if latest else "")
 
     def _rows(self) -> list[list[str]]:
@@ -229,12 +230,6 @@ class StatusHistory:
             lambda: display.text_rows(f"StatusHistory {self.studio_id}", ["time", "studio", "live"], self._rows()),
             "<StatusHistory>",
         )
-
-
-def html_escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
 
 
 def watch(
@@ -269,8 +264,8 @@ def watch(
 
 
 class _HtmlOnly:
-    def __init__(self, html: str, text: str = "") -> None:
-        self._html = html
+    def __init__(self, markup: str, text: str = "") -> None:
+        self._html = markup
         self._text = text
 
     def _repr_html_(self) -> str:
