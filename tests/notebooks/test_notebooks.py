@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from pathlib import Path
 
@@ -13,6 +14,8 @@ from nbclient import NotebookClient
 from tests.support.tools import REQUIRE_ALL
 
 REPO = Path(__file__).resolve().parents[2]
+# a whole API key secret, a JWT (media token), or a signed upload URL's token
+SECRET = re.compile(r"sk_live_[A-Za-z0-9_-]{20,}|eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}|token=[A-Za-z0-9_-]{20,}")
 NOTEBOOKS = sorted((REPO / "notebooks").glob("*.ipynb"))
 
 
@@ -49,3 +52,5 @@ def test_notebook_runs_top_to_bottom(path: Path, tmp_path: Path, monkeypatch: py
     assert not errors
     shown = [o for c in nb.cells if c.cell_type == "code" for o in c.outputs]
     assert any("text/html" in o.get("data", {}) for o in shown)  # the rich displays rendered
+    text = "\n".join(str(o.get("text", "")) + str(o.get("data", {})) for o in shown)
+    assert not SECRET.search(text), SECRET.search(text)  # no API key secret, media token or upload token shown
