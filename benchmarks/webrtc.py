@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import json
 import os
+import re
 import signal
 import socket
 import statistics
@@ -89,8 +90,12 @@ async def provision(config: Path) -> dict[str, str]:
 
 async def serve_ingest(config: Path) -> None:
     """The ingest plane alone (runtime + transports), until SIGTERM: what the per-viewer figures measure."""
+    import logging
+
     from trax.runtime import Runtime
 
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("aioice").setLevel(logging.WARNING)
     stop = asyncio.Event()
     asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
     async with Runtime.from_file(str(config)) as rt:
@@ -180,7 +185,10 @@ async def publish_and_measure(
         "seconds": args.seconds,
         "publisherFrames": expected,
         "framesPerViewer": {"min": min(frames), "median": statistics.median(frames), "max": max(frames)},
-        "lossPercent": round(100 * (1 - sum(frames) / (expected * len(frames))), 2) if frames and expected else None,
+        # a frame counted just past a window edge is not "negative loss": count only what is missing
+        "lossPercent": round(100 * sum(max(0, expected - f) for f in frames) / (expected * len(frames)), 2)
+        if frames and expected
+        else None,
         "viewersWithFrames": sum(1 for f in frames if f > 0),
         "serverCpuPercentOfOneCore": round(100 * cpu, 1),
         "serverCpuPercentPerViewer": round(100 * cpu / max(1, args.viewers), 2),
@@ -233,7 +241,7 @@ def main() -> int:
             "server": {"host": "127.0.0.1", "port": free_port()},
             "storage": {"backend": "sqlite", "options": {"path": str(work / "trax.db")}},
             "security": {"secret_key_file": str(work / "secret.key")},
-            "log_level": "warning",
+            "log_level": "info",  # the server logs each WHEP session's sent/skipped packets at its end
             "ingest": {
                 "whip": {"enabled": True, "port": whip_port, "host_candidates": ["127.0.0.1"], "reader_queue": 300}
             },
@@ -272,6 +280,10 @@ def main() -> int:
                 except subprocess.TimeoutExpired:
                     os.killpg(proc.pid, signal.SIGKILL)
                     proc.wait()
+        log_text = (work / "server.log").read_text(errors="replace")
+        skipped = [int(m) for m in re.findall(r"WHEP session on \S+ ended: sent=\d+ skipped=(\d+)", log_text)]
+        # packets the server itself skipped because a viewer lagged (as opposed to network or client loss)
+        result["serverSkippedPackets"] = sum(skipped) if skipped else None
     if args.json:
         print(json.dumps(result))
     else:

@@ -359,7 +359,12 @@ class WebRtcPlane:
             await session.publisher.close(reason)
         with contextlib.suppress(Exception):
             await asyncio.wait_for(session.pc.close(), timeout=5)
-        log.info("%s session on %s ended", session.kind.upper(), session.path)
+        if session.kind == "whep":
+            sent = sum(t.sent for t in session.tracks)
+            skipped = sum(r.dropped for r in session.readers)
+            log.info("WHEP session on %s ended: sent=%d skipped=%d", session.path, sent, skipped)
+        else:
+            log.info("WHIP session on %s ended", session.path)
 
     async def close(self) -> None:
         for session in list(self.sessions.values()):
