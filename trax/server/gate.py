@@ -10,7 +10,7 @@ Route ``opt`` keys (set by :func:`trax.server.routes.route_opt`):
 * ``scope``: the one scope the route needs (``None`` with ``public``);
 * ``public``: a meta route, no credential, limited per client address;
 * ``signed``: authenticated by its own signed URL, not an API key;
-* ``body``: ``"json"`` when the route takes a JSON body;
+* ``body``: ``"json"`` (or ``"json-optional"``) when the route takes a JSON body;
 * ``operation``: the operation id, which keys per-route costs.
 """
 
@@ -115,7 +115,7 @@ class Gate:
         if required is not None and required not in principal.scopes:
             raise Forbidden(f"This credential lacks the '{required}' scope.", required_scope=required)
         self._write_flag(method, required)
-        if opt.get("body") == "json" and _has_body(scope) and not _is_json(scope):
+        if opt.get("body") and _has_body(scope) and not _is_json(scope):
             raise UnsupportedMediaType("This route takes application/json.")
         scope["user"] = principal
         await self.app(scope, receive, send)

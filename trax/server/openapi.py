@@ -199,6 +199,9 @@ def _rename_components(doc: dict[str, Any]) -> None:
         taken.add(new)
         renames[name] = new
     doc["components"]["schemas"] = {renames[n]: s for n, s in schemas.items()}
+    for name, schema in doc["components"]["schemas"].items():
+        if isinstance(schema, dict) and "title" in schema:
+            schema["title"] = name  # codegen tools name models after the title
 
     def fix(node: Any) -> Any:
         if isinstance(node, dict):
@@ -231,11 +234,23 @@ HEADERS = {
 }
 
 
-def finish(doc: dict[str, Any], scopes: dict[tuple[str, str], str | None]) -> dict[str, Any]:
-    """Headers on every response, scopes per operation, tidy operations for codegen."""
+RAW_BODY = {
+    "required": True,
+    "description": "The raw bytes, exactly sizeBytes long.",
+    "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+}
+
+
+def finish(doc: dict[str, Any], opts: dict[tuple[str, str], dict[str, Any]]) -> dict[str, Any]:
+    """Headers on every response, scopes per operation, raw bodies Litestar cannot see."""
     doc.setdefault("components", {})["headers"] = HEADERS
     for path, method, op in _walk_operations(doc):
-        scope = scopes.get((path, method.upper()))
+        opt = opts.get((path, method.upper()), {})
+        scope = opt.get("scope")
+        if opt.get("raw_body"):
+            op["requestBody"] = RAW_BODY
+        elif opt.get("body") == "json-optional" and isinstance(op.get("requestBody"), dict):
+            op["requestBody"]["required"] = False
         op["x-required-scopes"] = [scope] if scope else []
         if scope is None and not op.get("security"):
             op["security"] = []

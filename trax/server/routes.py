@@ -33,11 +33,11 @@ ERROR_DESCRIPTIONS = {
 }
 
 Limit = Annotated[
-    int | None,
-    QueryParameter(ge=1, description="Page size, 1..200 (larger values are clamped to 200); default 50."),
+    int,
+    QueryParameter(ge=1, description="Page size, 1..200 (larger values are clamped to 200)."),
 ]
 Cursor = Annotated[
-    str | None,
+    str,
     QueryParameter(description="Opaque cursor from a previous page's nextCursor; empty starts at the beginning."),
 ]
 
@@ -55,10 +55,12 @@ def route(
     *,
     summary: str,
     body: bool = False,
+    body_optional: bool = False,
     mutating: bool = False,
     extra_errors: tuple[int, ...] = (),
     public: bool = False,
     signed: bool = False,
+    raw_body: bool = False,
     responses: dict[int, ResponseSpec] | None = None,
 ) -> dict[str, Any]:
     codes: set[int] = {429, 500}
@@ -73,11 +75,13 @@ def route(
     codes |= set(extra_errors)
     opt: dict[str, Any] = {"operation": operation, "scope": scope}
     if body:
-        opt["body"] = "json"
+        opt["body"] = "json-optional" if body_optional else "json"
     if public:
         opt["public"] = True
     if signed:
         opt["signed"] = True
+    if raw_body:
+        opt["raw_body"] = True
     return {
         "operation_id": operation,
         "summary": summary,

@@ -16,6 +16,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 from trax.domain.chat import ChatMessage
 from trax.domain.connections import Connection
 from trax.domain.destinations import Destination
+from trax.domain.errors import InvalidRequest
 from trax.domain.keys import ApiKey
 from trax.domain.media import MediaAsset, Upload
 from trax.domain.sources import Source
@@ -61,7 +62,7 @@ ScopeT = Literal[
 def ts(value: datetime) -> str:
     """RFC 3339 in UTC with ``Z`` and exactly three fractional digits."""
     v = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return f"{v:%Y-%m-%dT%H:%M:%S}.{v.microsecond // 1000:03d}Z"
+    return f"{v.year:04d}-{v:%m-%dT%H:%M:%S}.{v.microsecond // 1000:03d}Z"
 
 
 def opt_ts(value: datetime | None) -> str | None:
@@ -475,12 +476,27 @@ class ApiKeyPage(Out):
 class KeyCreate(In):
     name: Name
     scopes: Annotated[list[ScopeT], Meta(min_length=1)]
-    expires_at: Annotated[datetime, Meta(tz=True)] | None = None
+    expires_at: Timestamp | None = None
+    """Parsed by :func:`future_time`: lax JSON decoding would take a number as a time."""
     rate_limit: RateLimitIn | None = None
 
 
 class KeyRotate(In):
     grace_period_seconds: Annotated[int, Meta(ge=0, le=604800)] = 0
+
+
+def future_time(value: str, param: str, now: datetime) -> datetime:
+    """An RFC 3339 time with an offset, after ``now`` (in UTC)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise InvalidRequest(f"{param} must be an RFC 3339 time, e.g. 2030-01-01T00:00:00Z.", param=param) from None
+    if parsed.tzinfo is None:
+        raise InvalidRequest(f"{param} needs a UTC offset or Z.", param=param)
+    parsed = parsed.astimezone(UTC)
+    if parsed <= now:
+        raise InvalidRequest(f"{param} must be in the future.", param=param)
+    return parsed
 
 
 def _key_fields(k: ApiKey) -> dict[str, Any]:

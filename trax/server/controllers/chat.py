@@ -23,8 +23,8 @@ class ChatController(Controller):
         svc: Svc,
         actor: Actor,
         studioId: FromPath[str],
-        limit: Limit = None,
-        cursor: Cursor = None,
+        limit: Limit = 50,
+        cursor: Cursor = "",
         after: After = None,
     ) -> ChatMessagePage:
         page = await svc.chat.list(actor, studioId, limit=limit, cursor=cursor, after=after)

@@ -14,9 +14,7 @@ class ConnectionController(Controller):
     tags = ["connections"]
 
     @get("/", **route("listConnections", "connections:read", summary="List linked platform accounts"))
-    async def list_connections(
-        self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None
-    ) -> ConnectionPage:
+    async def list_connections(self, svc: Svc, actor: Actor, limit: Limit = 50, cursor: Cursor = "") -> ConnectionPage:
         page = await svc.connections.list(actor, limit=limit, cursor=cursor)
         return ConnectionPage(data=[connection_out(c) for c in page.data], next_cursor=page.next_cursor)
 

@@ -22,7 +22,7 @@ class DestinationController(Controller):
 
     @get("/", **route("listDestinations", "destinations:read", summary="List a studio's destinations"))
     async def list_destinations(
-        self, svc: Svc, actor: Actor, studioId: FromPath[str], limit: Limit = None, cursor: Cursor = None
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], limit: Limit = 50, cursor: Cursor = ""
     ) -> DestinationPage:
         page = await svc.destinations.list(actor, studioId, limit=limit, cursor=cursor)
         return DestinationPage(data=[destination_out(d) for d in page.data], next_cursor=page.next_cursor)

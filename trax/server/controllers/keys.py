@@ -5,9 +5,10 @@ from __future__ import annotations
 from litestar import Controller, Response, delete, get, post
 from litestar.params import FromPath, JSONBody
 
+from trax.domain.base import utcnow
 from trax.domain.keys import RateLimitOverride
 from trax.server.routes import Actor, Cursor, Limit, Svc, created, route
-from trax.server.wire import ApiKeyPage, ApiKeyWithSecret, KeyCreate, KeyRotate, key_out, key_with_secret
+from trax.server.wire import ApiKeyPage, ApiKeyWithSecret, KeyCreate, KeyRotate, future_time, key_out, key_with_secret
 
 
 class KeyController(Controller):
@@ -15,7 +16,7 @@ class KeyController(Controller):
     tags = ["keys"]
 
     @get("/", **route("listKeys", "keys:manage", summary="List the account's API keys"))
-    async def list_keys(self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None) -> ApiKeyPage:
+    async def list_keys(self, svc: Svc, actor: Actor, limit: Limit = 50, cursor: Cursor = "") -> ApiKeyPage:
         page = await svc.keys.list(actor, limit=limit, cursor=cursor)
         return ApiKeyPage(data=[key_out(k) for k in page.data], next_cursor=page.next_cursor)
 
@@ -30,7 +31,7 @@ class KeyController(Controller):
             actor,
             name=data.name,
             scopes=list(data.scopes),
-            expires_at=data.expires_at,
+            expires_at=None if data.expires_at is None else future_time(data.expires_at, "expiresAt", utcnow()),
             rate_limit=None
             if rl is None
             else RateLimitOverride(capacity=rl.capacity, refill_per_second=rl.refill_per_second),
@@ -51,6 +52,7 @@ class KeyController(Controller):
             "keys:manage",
             summary="Replace a key: a new secret now, the old one revoked after gracePeriodSeconds",
             body=True,
+            body_optional=True,
             mutating=True,
         ),
     )

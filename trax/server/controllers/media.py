@@ -26,7 +26,7 @@ class MediaController(Controller):
     tags = ["media"]
 
     @get("/", **route("listMediaAssets", "media:read", summary="List media assets"))
-    async def list_assets(self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None) -> MediaAssetPage:
+    async def list_assets(self, svc: Svc, actor: Actor, limit: Limit = 50, cursor: Cursor = "") -> MediaAssetPage:
         page = await svc.media.list(actor, limit=limit, cursor=cursor)
         return MediaAssetPage(data=[asset_out(a) for a in page.data], next_cursor=page.next_cursor)
 
@@ -83,6 +83,7 @@ class UploadController(Controller):
             summary="Send an upload's bytes (raw body) to its signed URL",
             mutating=True,
             signed=True,
+            raw_body=True,
             extra_errors=(401, 404, 413),
         ),
     )

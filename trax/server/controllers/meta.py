@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Request, Response, get
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.routes import HTTPRoute
 
 from trax import __version__
@@ -19,7 +20,13 @@ API_VERSION = "1.0.0"
 @get(
     "/health",
     tags=["meta"],
-    **route("getHealth", None, summary="Liveness and storage reachability", public=True, extra_errors=(503,)),
+    **route(
+        "getHealth",
+        None,
+        summary="Liveness and storage reachability",
+        public=True,
+        responses={503: ResponseSpec(data_container=Health, description="Storage is unreachable (degraded).")},
+    ),
 )
 async def health(rt: Rt) -> Response[Health]:
     try:
@@ -29,13 +36,14 @@ async def health(rt: Rt) -> Response[Health]:
     return Response(Health(status="ok", version=__version__, api_version=API_VERSION))
 
 
-def route_scopes(app: Any) -> dict[tuple[str, str], str | None]:
-    out: dict[tuple[str, str], str | None] = {}
+def route_opts(app: Any) -> dict[tuple[str, str], dict[str, Any]]:
+    """Each operation's ``opt`` by ``(path, METHOD)``, for what the document cannot infer."""
+    out: dict[tuple[str, str], dict[str, Any]] = {}
     for r in app.routes:
         if isinstance(r, HTTPRoute):
             for handler in r.route_handlers:
                 for method in handler.http_methods:
-                    out[(r.path_format, method)] = handler.opt.get("scope")
+                    out[(r.path_format, method)] = dict(handler.opt)
     return out
 
 
@@ -49,7 +57,7 @@ async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     state = request.app.state
     doc: dict[str, Any] | None = state.get("openapi30")
     if doc is None:
-        doc = finish(to_openapi_30(request.app.openapi_schema.to_schema()), route_scopes(request.app))
+        doc = finish(to_openapi_30(request.app.openapi_schema.to_schema()), route_opts(request.app))
         state["openapi30"] = doc
     return doc
 

@@ -28,7 +28,7 @@ class SourceController(Controller):
 
     @get("/", **route("listSources", "sources:read", summary="List a studio's sources"))
     async def list_sources(
-        self, svc: Svc, actor: Actor, studioId: FromPath[str], limit: Limit = None, cursor: Cursor = None
+        self, svc: Svc, actor: Actor, studioId: FromPath[str], limit: Limit = 50, cursor: Cursor = ""
     ) -> SourcePage:
         page = await svc.sources.list(actor, studioId, limit=limit, cursor=cursor)
         return SourcePage(data=[source_out(s) for s in page.data], next_cursor=page.next_cursor)
@@ -82,6 +82,7 @@ class SessionTokenController(Controller):
             "sources:write",
             summary="Mint a media token with ready-to-paste ingest URLs",
             body=True,
+            body_optional=True,
             mutating=True,
         ),
     )

@@ -29,7 +29,7 @@ class StudioController(Controller):
     tags = ["studios"]
 
     @get("/", **route("listStudios", "studios:read", summary="List studios"))
-    async def list_studios(self, svc: Svc, actor: Actor, limit: Limit = None, cursor: Cursor = None) -> StudioPage:
+    async def list_studios(self, svc: Svc, actor: Actor, limit: Limit = 50, cursor: Cursor = "") -> StudioPage:
         page = await svc.studios.list(actor, limit=limit, cursor=cursor)
         return StudioPage(data=[studio_out(s) for s in page.data], next_cursor=page.next_cursor)
 
