@@ -42,6 +42,7 @@ class _Kept:
         self.sample_rate: int | None = None
         self.channels: int | None = None
         self.next_pts: int | None = None
+        self.aac_steps: dict[int, int] = {}
         self.index = -1
         extradata = stream.codec_context.extradata if codec == "h264" else None
         if extradata:
@@ -141,7 +142,7 @@ class TsDemuxer:
             except (av.FFmpegError, OSError, ValueError) as exc:
                 log.info("SRT input: demuxing stopped (%s)", type(exc).__name__)
                 return None
-            if raw.size and raw.stream.index in self._kept:
+            if raw.size and raw.stream_index in self._kept:
                 return raw
 
     def packets(self) -> Iterator[Packet]:
@@ -153,7 +154,7 @@ class TsDemuxer:
                 raw = self._next_raw()
                 if raw is None:
                     return
-                kept = self._kept.get(raw.stream.index)  # type: ignore[assignment]
+                kept = self._kept.get(raw.stream_index)  # type: ignore[assignment]
                 if kept is None:
                     continue
             packet = self._convert(kept, raw)
@@ -171,7 +172,9 @@ class TsDemuxer:
             except adts.AdtsError:
                 return None
             # a PES holds several ADTS frames but one timestamp: the parser leaves the rest unstamped
-            step = round(Fraction(1024, frame.sample_rate) / kept.time_base)
+            step = kept.aac_steps.get(frame.sample_rate)
+            if step is None:
+                step = kept.aac_steps[frame.sample_rate] = round(Fraction(1024, frame.sample_rate) / kept.time_base)
             if pts is None:
                 if kept.next_pts is None:
                     return None
@@ -180,10 +183,12 @@ class TsDemuxer:
             return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=True)
         if pts is None or dts is None:
             return None
-        if kept.codec == "h264":
-            data, key = kept.params.canonical(data)
-            return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=key or bool(raw.is_keyframe))
-        return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=bool(raw.is_keyframe))
+        keyframe = bool(raw.is_keyframe)
+        if kept.codec == "h264" and keyframe:
+            # only keyframes need SPS/PPS in front (the parser flags IDRs); scanning every frame costs
+            data, idr = kept.params.canonical(data)
+            keyframe = idr or keyframe
+        return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=keyframe)
 
     def close(self) -> None:
         if self._container is not None:
