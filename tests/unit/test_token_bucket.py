@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from trax.plugins.memory_limits import MemoryRateLimiter, TokenBucket
@@ -38,7 +38,7 @@ def _max_in_any_window_ok(grants: list[float], capacity: int, rate: float) -> tu
     return True, ""
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(capacity=capacities, rate=rates, gaps=gaps)
 def test_never_more_than_capacity_plus_rate_times_t_in_any_window(
     capacity: int, rate: float, gaps: list[float]
@@ -54,7 +54,7 @@ def test_never_more_than_capacity_plus_rate_times_t_in_any_window(
     assert ok, why
 
 
-@settings(max_examples=200, deadline=None)
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     capacity=capacities,
     rate=rates,
@@ -81,7 +81,7 @@ def test_bound_holds_per_key_when_buckets_are_evicted(
         assert ok, f"key {key}: {why}"
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(capacity=capacities, rate=rates, gaps=gaps, cost=st.integers(min_value=1, max_value=5))
 def test_decisions_are_consistent(capacity: int, rate: float, gaps: list[float], cost: int) -> None:
     cost = min(cost, capacity)
