@@ -214,15 +214,81 @@ def run_deployment(name: str, config: dict[str, Any], processes: int, tmp: Path,
     )
 
 
+async def _time_calls(store: Any, some_id: str, ids: Any, n: int) -> list[float]:
+    from trax.domain.base import utcnow
+    from trax.domain.studios import Studio
+    from trax.interfaces import Insert
+
+    def fresh() -> Any:
+        now = utcnow()
+        return Insert(Studio(id=ids.new("studio"), account_id="b", created_at=now, updated_at=now, name="w"))
+
+    timings = []
+    for call in (
+        lambda: store.get(Studio, "a", some_id),
+        lambda: store.list(Studio, "a", limit=21),
+        lambda: store.apply([fresh()]),
+    ):
+        t = time.perf_counter()
+        for _ in range(n):
+            await call()
+        timings.append((time.perf_counter() - t) / n * 1e6)
+    return timings
+
+
+async def _micro(pg: PostgresServer, redis: RedisServer, tmp: Path, n: int) -> list[tuple[str, float, float, float]]:
+    """Sequential per-call cost, in-process: where the time of one request goes on each backend."""
+    from trax_postgres import PostgresOptions, PostgresStorage
+    from trax_redis import RedisLimiterOptions, RedisRateLimiter
+
+    from trax.domain.base import utcnow
+    from trax.domain.ids import IdGenerator
+    from trax.domain.studios import Studio
+    from trax.interfaces import Insert
+    from trax.plugins.memory_limits import MemoryRateLimiter, TokenBucket
+    from trax.plugins.sqlite_storage import SqliteOptions, SqliteStorage
+
+    ids = IdGenerator()
+    out: list[tuple[str, float, float, float]] = []
+    stores: list[tuple[str, Any]] = [
+        ("sqlite", SqliteStorage(SqliteOptions(path=tmp / "micro.db"))),
+        ("postgres", PostgresStorage(PostgresOptions(dsn=pg.dsn, schema="micro"))),  # type: ignore[arg-type]
+    ]
+    for name, store in stores:
+        await store.open()
+        now = utcnow()
+        rows = [
+            Studio(id=ids.new("studio"), account_id="a", created_at=now, updated_at=now, name="s") for _ in range(20)
+        ]
+        await store.apply([Insert(r) for r in rows])
+        timings = await _time_calls(store, rows[3].id, ids, n)
+        await store.close()
+        out.append((f"{name} get / list(20) / apply(1)", *timings))
+    limiters: list[tuple[str, Any]] = [
+        ("memory", MemoryRateLimiter(TokenBucket())),
+        ("redis", RedisRateLimiter(RedisLimiterOptions(url=redis.url, prefix="micro:"))),  # type: ignore[arg-type]
+    ]
+    for name, lim in limiters:
+        await lim.open()
+        t = time.perf_counter()
+        for _ in range(n):
+            await lim.acquire("k", capacity=10**9, refill_per_second=10**9)
+        out.append((f"{name} limiter acquire", (time.perf_counter() - t) / n * 1e6, float("nan"), float("nan")))
+        await lim.close()
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--connections", type=int, default=32)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--micro", type=int, default=2000, help="calls per in-process measurement (0: skip)")
     args = ap.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (Debian: apt-get install wrk)")
     results: list[Result] = []
+    micro: list[tuple[str, float, float, float]] = []
     with tempfile.TemporaryDirectory(prefix="trax-bench-scaleout-") as d:
         tmp = Path(d)
         (tmp / "sqlite").mkdir()
@@ -233,9 +299,12 @@ def main() -> None:
                 sub.mkdir()
                 cfg = scaleout_config(sub, pg, redis, f"bench{n}")
                 results.append(run_deployment("postgres+redis", cfg, n, sub, args))
+            if args.micro:
+                micro = asyncio.run(_micro(pg, redis, tmp, args.micro))
     load_avg = os.getloadavg()[0]
     if args.json:
-        print(json.dumps({"results": [asdict(r) for r in results], "load_avg_1m": load_avg}, indent=2))
+        doc = {"results": [asdict(r) for r in results], "micro_us": micro, "load_avg_1m": load_avg}
+        print(json.dumps(doc, indent=2))
         return
     print(f"GET /v1/studios (page of 20), wrk {args.connections} connections, {args.seconds} s each")
     print(f"{'deployment':<18}{'procs':>6}{'req/s':>10}{'p50 ms':>9}{'p99 ms':>9}{'non-2xx':>9}{'errors':>8}")
@@ -243,6 +312,10 @@ def main() -> None:
         print(
             f"{r.deployment:<18}{r.processes:>6}{r.rps:>10.0f}{r.p50_ms:>9.2f}{r.p99_ms:>9.2f}{r.non_2xx:>9}{r.errors:>8}"
         )
+    if micro:
+        print("\nin-process, sequential, microseconds per call")
+        for label, *us in micro:
+            print(f"  {label:<36}" + " / ".join(f"{u:.0f}" for u in us if u == u))
     print(f"load average (1 min) at the end: {load_avg:.1f}")
 
 
