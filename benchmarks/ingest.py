@@ -213,6 +213,7 @@ def run_srt(args: argparse.Namespace) -> None:
         assert server.stdout is not None and server.stdin is not None
         streamid = json.loads(server.stdout.readline())["streamid"]
         time.sleep(0.5)
+        idle = {pid: memory_kib(pid)[0] for pid in (server.pid, native.pid)}
         clock = CpuClock([server.pid, native.pid])
         clock.mark()
         pushes = [
@@ -258,6 +259,8 @@ def run_srt(args: argparse.Namespace) -> None:
     print(HEADER)
     for m in results:
         print(m.row())
+    for name, pid, mem in (("trax", server.pid, trax_mem), ("srt-live-transmit", native.pid, slt_mem)):
+        print(f"{name}: resident memory added by the publisher: {(mem[0] - idle[pid]) / 1024:.1f} MiB")
     steady = results[0].cpu_percent / max(results[1].cpu_percent, 0.01)
     whole = results[0].cpu_whole_percent / max(results[1].cpu_whole_percent, 0.01)
     print(f"CPU ratio trax / srt-live-transmit: {steady:.2f}x steady state, {whole:.2f}x whole push (target <= 1.5x)")
