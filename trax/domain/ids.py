@@ -12,6 +12,7 @@ import os
 import re
 import threading
 import time
+from collections.abc import Callable
 
 CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 _DECODE = {c: i for i, c in enumerate(CROCKFORD)}
@@ -31,8 +32,8 @@ def _encode(value: int, length: int) -> str:
 class IdGenerator:
     """Strictly increasing ULIDs for one process; safe to share between threads."""
 
-    def __init__(self, clock_ms: object = None) -> None:
-        self._clock = clock_ms if callable(clock_ms) else (lambda: time.time_ns() // 1_000_000)
+    def __init__(self, clock_ms: Callable[[], int] | None = None) -> None:
+        self._clock: Callable[[], int] = clock_ms or (lambda: time.time_ns() // 1_000_000)
         self._lock = threading.Lock()
         self._last_ms = -1
         self._last_rand = 0

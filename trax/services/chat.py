@@ -59,7 +59,7 @@ class ChatService:
             text=text,
             direction=ChatDirection.OUTBOUND,
             platform="trax",
-            author_name=author_name,
+            author_name=validation.text(author_name, "author", max_len=200),
             sent_at=now,
         )
         await self._d.storage.apply([Insert(msg)])
