@@ -453,7 +453,9 @@ def run_rtmp(args: argparse.Namespace) -> None:
         # steady state ends with the first push to finish, so both servers are measured over the same window
         peak = _wait_pushes(pushes, pids, args.seconds * 3 + 30, first_only=True)
         clock.mark()
-        peak = {pid: max(v, w) for (pid, v), w in zip(peak.items(), _wait_pushes(pushes, pids, 30).values(), strict=True)}
+        peak = {
+            pid: max(v, w) for (pid, v), w in zip(peak.items(), _wait_pushes(pushes, pids, 30).values(), strict=True)
+        }
         clock.mark()
         wall = clock.marks[-1][0] - clock.marks[0][0]
         trax_frames = trax.frames()[0]

@@ -23,6 +23,8 @@ def test_split_query_tolerates_ffmpegs_second_question_mark() -> None:
     assert base == "inputs"
     assert params == {"authmod": "adobe", "user": "live_x", "challenge": "ab", "response": "r+="}
     assert split_query("rtmp-1") == ("rtmp-1", {})
+    # FFmpeg sends the base64 response raw: '+' must survive
+    assert split_query("inputs?response=ab+c/d==")[1] == {"response": "ab+c/d=="}
 
 
 def test_credential_forms() -> None:

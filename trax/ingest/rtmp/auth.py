@@ -23,7 +23,7 @@ import hmac
 import os
 import time
 from dataclasses import dataclass, field
-from urllib.parse import parse_qsl, unquote, urlsplit
+from urllib.parse import unquote, urlsplit
 
 ADOBE_OPAQUE_TTL = 120.0
 
@@ -43,8 +43,10 @@ def split_query(value: str) -> tuple[str, dict[str, str]]:
     if not sep:
         return value, {}
     params: dict[str, str] = {}
-    for k, v in parse_qsl(query.replace("?", "&"), keep_blank_values=True):
-        params.setdefault(k, v)
+    for item in query.replace("?", "&").split("&"):
+        k, _, v = item.partition("=")
+        # percent-decoding only: clients send base64 (with '+') raw, so '+' is not a space here
+        params.setdefault(unquote(k), unquote(v))
     return base, params
 
 

@@ -71,6 +71,8 @@ class ChunkReader:
         self.bytes_read = 0
         self.window_ack_size = 0  # set by the peer's Window Acknowledgement Size
         self._last_ack = 0
+        self.read_timeout: float | None = None
+        """Seconds to wait for more bytes from the peer (``TimeoutError`` after); ``None`` waits forever."""
 
     def ack_due(self) -> int | None:
         """The sequence number to acknowledge, when the peer's window has been filled since the last ack."""
@@ -94,7 +96,8 @@ class ChunkReader:
         if self._pos:
             del self._buf[: self._pos]
             self._pos = 0
-        data = await self._r.read(READ_SIZE)
+        async with asyncio.timeout(self.read_timeout):
+            data = await self._r.read(READ_SIZE)
         if not data:
             raise asyncio.IncompleteReadError(bytes(self._buf), None)
         self.bytes_read += len(data)
@@ -203,12 +206,35 @@ class ChunkReader:
             return Message(type_id, stream_id, cs.timestamp, bytes(buf[p : p + want]))
         cs.buffer += buf[p : p + want]
         self._pending += want
+        if len(cs.buffer) < length and csid < 64 and not cs.extended:
+            self._continuations(cs, csid, end)
         if len(cs.buffer) < length:
             return None
         payload = bytes(cs.buffer)
         self._pending -= len(cs.buffer)
         cs.buffer = bytearray()
         return Message(type_id, stream_id, cs.timestamp, payload)
+
+    def _continuations(self, cs: _ChunkStream, csid: int, end: int) -> None:
+        """Consume the plain type-3 continuations of ``cs``'s message already buffered (the hot path).
+
+        Same rules as ``_parse``; it only skips the general header decoding for the common case.
+        """
+        buf, marker, length = self._buf, 0xC0 | csid, cs.length
+        with memoryview(buf) as view:
+            q = self._pos
+            while q < end and buf[q] == marker:
+                want = min(self.chunk_size, length - len(cs.buffer))
+                if q + 1 + want > end:
+                    break
+                if self._pending + want > self.limits.max_pending_bytes:
+                    raise ChunkError("too many bytes pending in partial messages")
+                cs.buffer += view[q + 1 : q + 1 + want]
+                self._pending += want
+                q += 1 + want
+                if len(cs.buffer) >= length:
+                    break
+            self._pos = q
 
 
 def _first_u32(msg: Message) -> int:

@@ -140,20 +140,22 @@ class RtmpSession:
                 transport.abort()
 
     async def _loop(self) -> None:
-        # connect must arrive within the handshake budget; afterwards the idle timeout applies
-        budget = self.options.handshake_timeout
+        # connect must arrive within the handshake budget, however slowly the bytes trickle in
+        self.chunks.read_timeout = self.options.handshake_timeout
+        async with asyncio.timeout(self.options.handshake_timeout):
+            while self.app is None:
+                await self._step()
         while not self._closing:
-            if self._play_task is not None:
-                msg = await self.chunks.read_message()
-            else:
-                async with asyncio.timeout(budget):
-                    msg = await self.chunks.read_message()
-            if self.app is not None:
-                budget = self.options.idle_timeout
-            seq = self.chunks.ack_due()
-            if seq is not None:
-                self.out.send(m.acknowledgement(seq), m.CSID_CONTROL)
-            await self._dispatch(msg)
+            # players may stay silent (their write timeout watches them); anyone else must keep talking
+            self.chunks.read_timeout = None if self._play_task is not None else self.options.idle_timeout
+            await self._step()
+
+    async def _step(self) -> None:
+        msg = await self.chunks.read_message()
+        seq = self.chunks.ack_due()
+        if seq is not None:
+            self.out.send(m.acknowledgement(seq), m.CSID_CONTROL)
+        await self._dispatch(msg)
 
     # --- dispatch --------------------------------------------------------------------
 
