@@ -260,7 +260,7 @@ async def test_destination_stream_key_is_write_only_and_url_userinfo_stripped(
     )
     assert dst.public_rtmp_url == "rtmp://live.example.test:1935/app"
     assert dst.stream_key_hint == "7890"
-    assert "SECRETKEY" not in repr(dst) and "s3cret" not in (dst.public_rtmp_url or "")
+    assert "SECRETKEY" not in repr(dst) and "s3cret" not in repr(dst) and "s3cret" not in (dst.public_rtmp_url or "")
     # updates keep the key unless replaced; clearing it on custom_rtmp is refused
     renamed = await s.destinations.update(operator, studio.id, dst.id, {"name": "renamed"})
     assert renamed.stream_key_hint == "7890"

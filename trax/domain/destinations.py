@@ -29,7 +29,8 @@ class Destination(Entity):
     enabled: bool = True
     status: DestinationStatus = DestinationStatus.IDLE
     error: str | None = None
-    rtmp_url: str | None = None
+    # May carry user-info (rtmp://user:password@host/...): kept out of reprs, shown via public_rtmp_url.
+    rtmp_url: str | None = field(default=None, repr=False)
     # Write-only: kept to push to the platform, never returned or shown.
     stream_key: str | None = field(default=None, repr=False)
 
