@@ -106,6 +106,25 @@ async def serve_ingest(config: Path) -> None:
 # --- worker: M viewers in one process ---------------------------------------------------------
 
 
+def udp_receive_buffer_errors() -> int:
+    """The kernel's count of UDP datagrams dropped because a socket's receive buffer was full (all processes)."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines() if line.startswith("Udp:")]
+    return int(lines[1][lines[0].index("RcvbufErrors")])
+
+
+def enlarge_receive_buffers(pc: Any, size: int = 4 * 1024 * 1024) -> None:
+    """Client-side tuning: a viewer process that is descheduled for a moment must not lose the burst.
+
+    Reaches into aioice's sockets (private attributes; fine for a benchmark client, never for the server).
+    """
+    for t in pc.getTransceivers():
+        connection = getattr(t.receiver.transport.transport, "_connection", None)
+        for protocol in getattr(connection, "_protocols", []):
+            sock = protocol.transport.get_extra_info("socket") if protocol.transport else None
+            if sock is not None:
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, size)
+
+
 async def viewers_worker(url: str, token: str, count: int, start: float, end: float, decode: bool) -> dict[str, Any]:
     import httpx
 
@@ -117,6 +136,7 @@ async def viewers_worker(url: str, token: str, count: int, start: float, end: fl
         players = [WhepPlayer(url, token, decode=decode, audio=False, http=http) for _ in range(count)]
         for p in players:
             await p.start()
+            enlarge_receive_buffers(p.pc)
         me = psutil.Process()
         await asyncio.sleep(max(0.0, start - time.time()))
         first, cpu0, t0 = [p.frames["video"] for p in players], me.cpu_times(), time.monotonic()
@@ -171,8 +191,10 @@ async def publish_and_measure(
             procs.append(await asyncio.create_subprocess_exec(*cmd, stdout=subprocess.PIPE, cwd=ROOT))
         await asyncio.sleep(max(0.0, start - time.time()))
         sent_start, cpu_start, wall_start = sent[0], server.cpu_times(), time.monotonic()
+        drops_start = udp_receive_buffer_errors()
         await asyncio.sleep(max(0.0, end - time.time()))
         sent_end, cpu_end, wall_end = sent[0], server.cpu_times(), time.monotonic()
+        drops = udp_receive_buffer_errors() - drops_start
         rss_after = server.memory_info().rss
         outputs = [json.loads((await p.communicate())[0].decode().strip().splitlines()[-1]) for p in procs]
     track.stop()
@@ -202,6 +224,8 @@ async def publish_and_measure(
         # a viewer process near 100% is the client falling behind, not the server
         "viewerProcessCpuPercent": [round(100 * o["cpu"], 1) for o in outputs],
         "loadAverage": [round(x, 2) for x in os.getloadavg()],
+        # datagrams the kernel dropped for full receive buffers in the window (any process on the box)
+        "udpReceiveBufferDrops": drops,
     }
 
 
