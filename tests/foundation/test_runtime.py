@@ -250,3 +250,46 @@ async def test_concurrent_go_live_changes_once_and_the_rest_are_repeats() -> Non
     results = await asyncio.gather(*(svc.studios.go_offline(op, studio.id) for _ in range(6)))
     assert sum(changed for _, changed in results) == 1
     assert [e.type for e in seen] == [events.STREAM_LIVE, events.STREAM_OFFLINE]
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("delete_first", [True, False])
+async def test_delete_racing_go_live_never_deletes_a_live_studio(delete_first: bool) -> None:
+    from trax.domain.errors import Conflict, NotFound
+
+    svc = make_services(YieldingStorage())
+    op = Principal.operator((await svc.accounts.create("race")).id)
+    studio = await svc.studios.create(op, name="S")
+    await svc.sources.create(op, studio.id, name="cam", kind="srt")
+    calls = [svc.studios.delete(op, studio.id), svc.studios.go_live(op, studio.id)]
+    if not delete_first:
+        calls.reverse()
+    results = await asyncio.gather(*calls, return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    assert len(failures) == 1 and isinstance(failures[0], Conflict | NotFound), results
+    try:
+        current = await svc.studios.get(op, studio.id)
+    except NotFound:
+        current = None
+    if current is not None:  # go-live won: the studio is live and whole
+        assert current.status == "live" and isinstance(failures[0], Conflict)
+        assert len((await svc.sources.list(op, studio.id)).data) == 1
+    else:  # delete won: nothing of it is left and it never went live
+        assert isinstance(failures[0], NotFound)
+
+
+@pytest.mark.anyio
+async def test_key_use_times_are_flushed_when_the_runtime_stops(tmp_path: Path) -> None:
+    settings = load_settings(
+        None,
+        storage={"backend": "sqlite", "options": {"path": str(tmp_path / "t.db")}},
+        blobs={"backend": "memory"},
+        security={"secret_key": "flush-secret-" + "x" * 40},
+    )
+    async with Runtime(settings) as rt:
+        op = Principal.operator((await rt.services.accounts.create("a")).id)
+        key, secret = await rt.services.keys.create(op, name="k", scopes=["studios:read"])
+        await rt.services.keys.authenticate(secret)
+        assert (await rt.services.keys.get(op, key.id)).last_used_at is None  # buffered, not written per request
+    async with Runtime(settings) as rt:
+        assert (await rt.services.keys.get(op, key.id)).last_used_at is not None
