@@ -63,7 +63,9 @@ class SrtEnv:
 
 
 @contextlib.asynccontextmanager
-async def srt_env(tmp_path: Path, **srt_options: Any) -> AsyncIterator[SrtEnv]:
+async def srt_env(
+    tmp_path: Path, *, other_transports: dict[str, Any] | None = None, **srt_options: Any
+) -> AsyncIterator[SrtEnv]:
     port = free_port(socket.SOCK_DGRAM)
     settings = memory_settings(
         tmp_path,
@@ -71,6 +73,7 @@ async def srt_env(tmp_path: Path, **srt_options: Any) -> AsyncIterator[SrtEnv]:
             "host": "127.0.0.1",
             "tokens": {"leeway_seconds": 0},
             "srt": {"enabled": True, "port": port, **srt_options},
+            **(other_transports or {}),
         },
     )
     rt = Runtime(settings)  # type: ignore[arg-type]
