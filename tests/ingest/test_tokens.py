@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import hashlib
 import hmac
@@ -245,3 +246,15 @@ async def test_urls_follow_enabled_transports(tmp_path: Path) -> None:
     }
     read = ingest_urls(settings.ingest, "inputs/x", "read", "t.t.t", ("read",))
     assert read == {"whep": "http://media.example.test:8889/inputs/x/whep?access_token=t.t.t"}
+
+
+async def test_two_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -> None:
+    settings = memory_settings(tmp_path, storage={"backend": "sqlite", "options": {"path": str(tmp_path / "t.db")}})
+    a, b = Runtime(settings), Runtime(settings)  # type: ignore[arg-type]
+    await asyncio.gather(a.start(), b.start())
+    try:
+        assert a.media_tokens.kid == b.media_tokens.kid
+        assert len(a.media_tokens.jwks()["keys"]) == 1
+    finally:
+        await a.stop()
+        await b.stop()
