@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
+import signal
 from pathlib import Path
 
 import httpx
@@ -11,7 +14,9 @@ import pytest
 from tests.ingest.srt_support import (
     FPS,
     SECONDS,
+    collect,
     decoded_file_frames,
+    decoded_frames,
     publish_cmd,
     read_cmd,
     require_srt,
@@ -20,6 +25,7 @@ from tests.ingest.srt_support import (
 )
 from tests.support.net import free_port
 from tests.support.server import ServerProcess, dev_config
+from tests.support.tools import require_tool
 
 pytestmark = [pytest.mark.slow]
 
@@ -73,3 +79,34 @@ def test_serve_runs_srt_and_env_overrides_the_port(tmp_path: Path) -> None:
         assert minted["token"] not in server.log()  # credentials never reach the log
     finally:
         server.stop()
+
+
+@pytest.mark.anyio
+async def test_srt_live_transmit_publishes_with_chunks_cut_anywhere(tmp_path: Path) -> None:
+    """libsrt's own tool as the encoder side: 1000-byte messages split TS packets; the demuxer resyncs."""
+    require_srt()
+    slt = require_tool("srt-live-transmit")
+    async with srt_env(tmp_path) as env:
+        token = await env.token("publish")
+        hub_side = asyncio.create_task(collect(env))
+        source = " ".join(publish_cmd("-", seconds=3)[:-1])  # the same encoder, writing TS to stdout
+        target = f"srt://127.0.0.1:{env.port}?streamid=publish:{env.path}:trax:{token}"
+        proc = await asyncio.create_subprocess_shell(
+            f"{source} - | {slt} -q -chunk:1000 file://con '{target}'",
+            start_new_session=True,
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            # srt-live-transmit does not exit at the end of its input: wait for the path, then for silence
+            for _ in range(300):
+                if env.statuses()[-1:] == ["live"]:
+                    break
+                await asyncio.sleep(0.05)
+            await asyncio.sleep(4)
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGTERM)
+            await proc.wait()
+        tracks, packets = await asyncio.wait_for(hub_side, 20)
+        assert decoded_frames(tracks, packets).get("video", 0) >= 0.95 * FPS * 3

@@ -139,3 +139,49 @@ async def test_garbage_half_open_and_stalled_peers_cost_only_themselves(tmp_path
         assert leaked() == []
     # stopping the transport ends the accept thread too
     assert not [t for t in threading.enumerate() if t.name.startswith("trax-srt")]
+
+
+def garbage_publisher(port: int, streamid: str, messages: int) -> tuple[bool, int]:
+    """An authenticated libsrt caller that sends random bytes instead of MPEG-TS: (accepted, messages sent)."""
+    lib = libsrt.load()
+    lib.startup()
+    sock = lib.create_socket()
+    sent = 0
+    try:
+        lib.set_int(sock, libsrt.SRTO_TRANSTYPE, libsrt.SRTT_LIVE)
+        lib.set_bytes(sock, libsrt.SRTO_STREAMID, streamid.encode())
+        try:
+            lib.connect(sock, "127.0.0.1", port)
+        except libsrt.SrtError:
+            return False, 0
+        deadline = time.monotonic() + 20
+        while sent < messages and time.monotonic() < deadline:
+            try:
+                lib.sendmsg(sock, os.urandom(1316))
+            except libsrt.SrtError:
+                break  # the server closed us
+            sent += 1
+            if sent % 50 == 0:
+                time.sleep(0.01)
+        # stay connected until the server gives up on us (bounded)
+        while lib.state(sock) == libsrt.SRTS_CONNECTED and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return True, sent
+    finally:
+        lib.close(sock)
+        lib.cleanup()
+
+
+async def test_an_authenticated_caller_sending_garbage_is_closed(tmp_path: Path) -> None:
+    require_srt()
+    async with srt_env(tmp_path) as env:
+        token = await env.token("publish")
+        accepted, sent = await asyncio.to_thread(garbage_publisher, env.port, f"publish:{env.path}:trax:{token}", 600)
+        assert accepted and sent > 0
+        for _ in range(200):
+            if env.transport.connections == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert env.transport.connections == 0
+        assert env.runtime.hub.publisher(env.path) is None
+        assert env.statuses() == []  # no publisher was ever opened for it
