@@ -111,7 +111,16 @@ def test_generated_client_lists_creates_and_pages(live: tuple[ServerProcess, str
     out = tmp_path / "trax_generated_client"
     env = {**os.environ, "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}"}
     proc = subprocess.run(
-        [str(BIN / "openapi-python-client"), "generate", "--path", str(spec), "--meta", "none", "--output-path", str(out)],
+        [
+            str(BIN / "openapi-python-client"),
+            "generate",
+            "--path",
+            str(spec),
+            "--meta",
+            "none",
+            "--output-path",
+            str(out),
+        ],
         capture_output=True,
         text=True,
         timeout=120,
@@ -128,9 +137,7 @@ def test_generated_client_lists_creates_and_pages(live: tuple[ServerProcess, str
         models: Any = importlib.import_module("trax_generated_client.models")
         client = pkg.AuthenticatedClient(base_url=server.base_url, token=secret)
         with client as c:
-            created = [
-                create_studio.sync(client=c, body=models.StudioCreate(name=f"generated {i}")) for i in range(5)
-            ]
+            created = [create_studio.sync(client=c, body=models.StudioCreate(name=f"generated {i}")) for i in range(5)]
             assert all(isinstance(s, models.Studio) for s in created)
             ids: list[str] = []
             cursor: Any = pkg.types.UNSET

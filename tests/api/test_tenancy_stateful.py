@@ -34,7 +34,20 @@ class TwoTenants(RuleBasedStateMachine):
         self.owned: dict[str, dict[str, str]] = {a: {} for a in ACCOUNTS}  # account -> studio id -> name
         self.live: set[str] = set()
         self.fixed: dict[str, dict[str, str]] = {}  # account -> other objects by kind
-        self.run(self._start())
+        self._ready = asyncio.Event()
+        self._done = asyncio.Event()
+        # the app's lifespan must be entered and left by the same task
+        self._holder = self.loop.create_task(self._hold())
+        self.run(self._ready.wait())
+
+    async def _hold(self) -> None:
+        try:
+            async with self.stack:
+                await self._start()
+                self._ready.set()
+                await self._done.wait()
+        finally:
+            self._ready.set()
 
     def run(self, coro: Any) -> Any:
         return self.loop.run_until_complete(asyncio.wait_for(coro, 30))
@@ -52,14 +65,17 @@ class TwoTenants(RuleBasedStateMachine):
             acct = await rt.services.accounts.create(name)
             op = Principal.operator(acct.id)
             key, self.secret[name] = await rt.services.keys.create(op, name="k", scopes=list(SCOPES))
-            conn = await rt.services.connections.link(acct.id, platform="loopback", display_name="L", external_account_id="e")
+            conn = await rt.services.connections.link(
+                acct.id, platform="loopback", display_name="L", external_account_id="e"
+            )
             _, asset, _ = await rt.services.media.initiate_upload(
                 op, name="a", content_type="application/octet-stream", size_bytes=1
             )
             self.fixed[name] = {"key": key.id, "connection": conn.id, "asset": asset.id}
 
     def teardown(self) -> None:
-        self.run(self.stack.aclose())
+        self._done.set()
+        self.run(self._holder)
         self.loop.close()
 
     def call(self, who: str, method: str, path: str, body: Any = None) -> httpx.Response:
@@ -127,7 +143,12 @@ class TwoTenants(RuleBasedStateMachine):
     def touch_child(self, who: str, sid: str, sub: str, method: str) -> None:
         bodies = {
             "/sources": {"name": "s", "kind": "srt"},
-            "/destinations": {"name": "d", "platform": "custom_rtmp", "rtmpUrl": "rtmp://h.example/a", "streamKey": "k1"},
+            "/destinations": {
+                "name": "d",
+                "platform": "custom_rtmp",
+                "rtmpUrl": "rtmp://h.example/a",
+                "streamKey": "k1",
+            },
             "/chat/messages": {"text": "hi"},
         }
         if method == "POST" and sub not in bodies:
@@ -169,6 +190,6 @@ class TwoTenants(RuleBasedStateMachine):
 
 
 TwoTenants.TestCase.settings = settings(
-    max_examples=12, stateful_step_count=15, deadline=None, suppress_health_check=list(HealthCheck)
+    max_examples=10, stateful_step_count=12, deadline=None, suppress_health_check=list(HealthCheck)
 )
 test_two_tenants = pytest.mark.filterwarnings("ignore::DeprecationWarning")(TwoTenants.TestCase)
