@@ -81,7 +81,12 @@ class PostgresServer:
                 pw = pwd.getpwnam("postgres")
             except KeyError:
                 raise ServerToolMissing("running as root needs the 'postgres' system user") from None
-            self._as_user = ["runuser", "-u", "postgres", "--"]
+            runuser = shutil.which("runuser") or next(
+                (p for p in ("/usr/sbin/runuser", "/sbin/runuser") if os.path.exists(p)), None
+            )
+            if runuser is None:
+                raise ServerToolMissing("running as root needs runuser (util-linux) to start PostgreSQL")
+            self._as_user = [runuser, "-u", "postgres", "--"]
             self.sockets.mkdir()
             for p in (self.root, self.sockets):
                 os.chown(p, pw.pw_uid, pw.pw_gid)
