@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
 from trax_redis import RedisLimiterOptions, RedisRateLimiter
 
+from tests.support.tools import require_tool
 from trax.domain.errors import Unavailable
 from trax.testing.servers import RedisServer
 
@@ -131,3 +134,46 @@ def test_url_is_secret_in_reprs() -> None:
     opts = RedisLimiterOptions(url="redis://:hunter2@127.0.0.1:1/0")  # type: ignore[arg-type]
     assert "hunter2" not in repr(opts)
     assert "hunter2" not in repr(RedisRateLimiter(opts))
+
+
+SKEWED_CLIENT = """
+import asyncio, json, sys
+from trax_redis import RedisLimiterOptions, RedisRateLimiter
+
+async def main() -> None:
+    lim = RedisRateLimiter(RedisLimiterOptions(url=sys.argv[1], prefix=sys.argv[2]))
+    await lim.open()
+    got = [await lim.acquire("skew", capacity=10, refill_per_second=0.2) for _ in range(20)]
+    await lim.close()
+    print(json.dumps(sum(d.allowed for d in got)))
+
+asyncio.run(main())
+"""
+
+
+@pytest.mark.parametrize("skew", ["+2h", "-2h"])
+async def test_a_process_whose_clock_is_skewed_shares_the_bucket_correctly(
+    redis_server: RedisServer, tmp_path: Path, skew: str
+) -> None:
+    """Time comes from Redis: a client two hours off neither refills nor freezes the shared bucket."""
+    faketime = require_tool("faketime", why="shifts one client's clock to show the limiter ignores it")
+    script = tmp_path / "skewed_client.py"
+    script.write_text(SKEWED_CLIENT)
+    local = await _limiter(redis_server.url)
+    try:
+        start = time.monotonic()
+        first = [await local.acquire("skew", capacity=10, refill_per_second=0.2) for _ in range(10)]
+        proc = await asyncio.create_subprocess_exec(
+            faketime, "-f", skew, sys.executable, str(script), redis_server.url, local._o.prefix,
+            stdout=asyncio.subprocess.PIPE,
+        )  # fmt: skip
+        out, _ = await asyncio.wait_for(proc.communicate(), 120)
+        skewed_granted = int(out)
+        last = await local.acquire("skew", capacity=10, refill_per_second=0.2)
+        elapsed = time.monotonic() - start
+    finally:
+        await local.close()
+    granted = sum(d.allowed for d in first) + skewed_granted + int(last.allowed)
+    assert sum(d.allowed for d in first) == 10
+    # a limiter on the clients' clocks would have refilled the whole bucket for "+2h"
+    assert granted <= 10 + 0.2 * elapsed + 1e-9, (skewed_granted, elapsed)
