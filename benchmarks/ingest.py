@@ -484,6 +484,7 @@ def run_rtmp(args: argparse.Namespace) -> None:
     steady = results[0].cpu_percent / max(results[1].cpu_percent, 0.01)
     whole = results[0].cpu_whole_percent / max(results[1].cpu_whole_percent, 0.01)
     print(f"CPU ratio trax / nginx-rtmp: {steady:.2f}x steady state, {whole:.2f}x whole push (target <= 3x)")
+    print(f"load average (1 min): {os.getloadavg()[0]:.1f}")
     rtmp_capacity(args, cache)
 
 
@@ -496,7 +497,7 @@ def rtmp_capacity(args: argparse.Namespace, cache: Path) -> None:
     print(f"\nRTMP capacity: {spec} publishers, {seconds} s each")
     print(f"{'publishers':>10} {'steady CPU %':>12} {'RSS MiB':>8} {'MiB/pub':>8} {'worst frames':>14} {'>= 99%':>7}")
     held = 0
-    n = 1
+    n = max(1, args.rtmp_min_publishers)
     while n <= args.rtmp_max_publishers:
         trax = _RtmpTrax(n)
         try:
@@ -523,7 +524,8 @@ def rtmp_capacity(args: argparse.Namespace, cache: Path) -> None:
             break
         held = n
         n *= 2
-    print(f"trax held {held} simultaneous 4 Mbps RTMP publishers with >= 99% of frames received")
+    print(f"trax held {held} simultaneous 4 Mbps RTMP publishers with >= 99% of frames received", end="")
+    print(f" (load average {os.getloadavg()[0]:.1f})")
 
 
 # --- entry point ------------------------------------------------------------------------
@@ -545,6 +547,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--seconds", type=int, default=20, help="length of each pushed feed")
+    parser.add_argument("--rtmp-min-publishers", type=int, default=1, help="first round of the RTMP capacity run")
     parser.add_argument("--rtmp-max-publishers", type=int, default=64, help="upper bound of the RTMP capacity run")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "trax-bench"), help="feed cache")
     args = parser.parse_args(argv)

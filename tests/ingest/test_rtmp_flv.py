@@ -135,3 +135,17 @@ def test_real_h264_survives_flv_and_back() -> None:
     dec = av.CodecContext.create("h264", "r")
     frames = sum(len(dec.decode(av.Packet(p.data))) for p in out) + len(dec.decode(None))
     assert frames == 20
+
+
+def test_an_announced_track_that_never_comes_does_not_hold_the_stream() -> None:
+    from trax.ingest.rtmp.flv import SETTLE_MESSAGES
+
+    ingest = FlvIngest()
+    ingest.on_metadata({"videocodecid": 7.0, "audiocodecid": 10.0})  # audio announced, never sent
+    ingest.push(9, 0, video_tag(True, 0, avc_config(SPS, PPS)))
+    out = []
+    for i in range(SETTLE_MESSAGES):
+        out += ingest.push(9, 40 * i, video_tag(i == 0, 1, avcc(IDR if i == 0 else SLICE)))
+    assert ingest.tracks is not None and [t.kind for t in ingest.tracks] == ["video"]
+    assert len(out) == SETTLE_MESSAGES  # no frame lost: the held ones are released in order
+    assert [p.dts for p in out] == sorted(p.dts for p in out)

@@ -22,6 +22,9 @@ VIDEO_CODEC_AVC = 7
 AUDIO_FORMAT_AAC = 10
 H264_AUD = 9
 
+SETTLE_MESSAGES = 64
+"""Media messages after which a publisher's track list is fixed even if an announced track never showed."""
+
 AAC_SAMPLE_RATES = (96000, 88200, 64000, 48000, 44100, 32000, 24000, 22050, 16000, 12000, 11025, 8000, 7350)
 
 
@@ -167,16 +170,14 @@ class FlvIngest:
         return len(self._held)
 
     def _ready(self) -> bool:
-        if len(self._held) >= self.max_held:
-            return True
+        have_video, have_audio = self._avc is not None, self._asc is not None
         want_video = self.expect_video if self.expect_video is not None else True
         want_audio = self.expect_audio if self.expect_audio is not None else True
-        have_video = self._avc is not None
-        have_audio = self._asc is not None
-        if self.expect_video is None and self.expect_audio is None:
-            # no metadata: both sequence headers, or one track's media well past its header
-            return (have_video and have_audio) or len(self._held) >= 64
-        return (have_video or not want_video) and (have_audio or not want_audio)
+        if (have_video or not want_video) and (have_audio or not want_audio):
+            return True
+        if len(self._held) >= SETTLE_MESSAGES and (have_video or have_audio):
+            return True  # a track announced (or assumed) but never configured: go with what there is
+        return len(self._held) >= self.max_held
 
     def _learn(self, type_id: int, payload: bytes) -> None:
         if type_id == 9 and len(payload) >= 5 and payload[0] & 0x0F == VIDEO_CODEC_AVC and payload[1] == 0:
