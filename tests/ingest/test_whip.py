@@ -14,6 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
+from aiortc import RTCPeerConnection, RTCSessionDescription
+from aiortc.rtcconfiguration import RTCConfiguration
 
 from tests.ingest.whip_support import Plane, wait_for, whip_plane
 from trax.domain.events import SOURCE_STATUS_CHANGED
@@ -283,3 +285,41 @@ async def test_viewers_of_a_publisher_that_leaves_are_ended(plane: Plane) -> Non
     finally:
         await viewer.close(delete=False)
     await asyncio.sleep(0)
+
+
+async def test_a_failed_dtls_handshake_puts_the_source_in_error(plane: Plane) -> None:
+    """An offer whose fingerprint does not match the client's certificate: 201, then DTLS fails."""
+    src = await plane.source()
+    token = await plane.token(src.path, "publish")
+    events: list[tuple[str, Any]] = []
+
+    async def on_event(e: Any) -> None:
+        if e.type == SOURCE_STATUS_CHANGED and e.data["path"] == src.path:
+            events.append((e.data["status"], e.data["reason"]))
+
+    unsub = plane.rt.bus.subscribe(on_event)
+    pub = WhipPublisher(plane.url(src.path, "whip"), token, PatternTrack(**SMALL))
+    pub.pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
+    pub.pc.addTransceiver(pub.tracks[0], direction="sendonly")
+    await pub.pc.setLocalDescription(await pub.pc.createOffer())
+    lines = pub.pc.localDescription.sdp.split("\r\n")
+    forged = "\r\n".join(
+        "a=fingerprint:sha-256 " + ":".join(["AB"] * 32) if line.startswith("a=fingerprint:") else line
+        for line in lines
+    )
+    async with httpx.AsyncClient(timeout=30) as http:
+        resp = await http.post(
+            plane.url(src.path, "whip"),
+            content=forged,
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+        )
+        assert resp.status_code == 201
+        await pub.pc.setRemoteDescription(RTCSessionDescription(sdp=resp.text, type="answer"))
+        try:
+            await wait_for(lambda: events and events[-1][0] == "error", within=30)
+        finally:
+            unsub()
+            await pub.pc.close()
+    assert events[0] == ("connecting", None)
+    assert events[-1] == ("error", "WebRTC connection failed (ICE/DTLS)")
+    assert plane.rt.hub.publisher(src.path) is None

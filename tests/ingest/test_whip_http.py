@@ -143,5 +143,5 @@ async def test_whip_over_tls(tmp_path: Path) -> None:
             resp = await http.options(plane.url(src.path, "whip"))
             assert resp.status_code == 204 and resp.headers["accept-post"] == "application/sdp"
         with pytest.raises(httpx.HTTPError):  # plain HTTP to the TLS port does not work
-            async with httpx.AsyncClient(timeout=5) as http:
+            async with httpx.AsyncClient(timeout=2) as http:
                 await http.options(plane.url(src.path, "whip").replace("https://", "http://"))

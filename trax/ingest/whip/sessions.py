@@ -333,7 +333,11 @@ class WebRtcPlane:
     def _watch_connection(self, session: Session) -> None:
         @session.pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
         async def on_state() -> None:
-            if session.pc.connectionState in ("failed", "closed"):
+            state = session.pc.connectionState
+            if state == "failed":
+                # ICE or DTLS failed (e.g. a certificate that does not match the offer's fingerprint)
+                await self.end(session, reason="WebRTC connection failed (ICE/DTLS)")
+            elif state == "closed":
                 await self.end(session)
 
     def _schedule_close(self, session: Session) -> None:
