@@ -21,14 +21,15 @@ pytestmark = pytest.mark.slow
 DRIVER = Path(__file__).parent / "browser" / "chromium_driver.py"
 
 
-def test_chromium_whip_publish_and_whep_play_across_origins(tmp_path: Path) -> None:
+@pytest.mark.parametrize("codec", ["h264", "vp8"])
+def test_chromium_whip_publish_and_whep_play_across_origins(tmp_path: Path, codec: str) -> None:
     require_tool("chromium", why="the browser WHIP/WHEP test")
     unshare = require_tool("unshare", why="a private network namespace for the browser test")
     require_tool("ip", why="bringing up lo inside the namespace")
     probe = subprocess.run([unshare, "-n", "true"], capture_output=True, timeout=10)
     require(probe.returncode == 0, "unshare -n is not permitted here (needs root or user namespaces)")
     proc = subprocess.run(
-        [unshare, "-n", sys.executable, str(DRIVER), str(tmp_path)],
+        [unshare, "-n", sys.executable, str(DRIVER), str(tmp_path), codec],
         capture_output=True,
         text=True,
         timeout=150,
@@ -46,5 +47,6 @@ def test_chromium_whip_publish_and_whep_play_across_origins(tmp_path: Path) -> N
     assert result["whip"]["location"] and result["whip"]["etag"] and result["whip"]["requestId"], context
     assert result["framesEncoded"] > 30, context
     assert result["framesDecoded"] >= 60, context  # decoded in the browser, per getStats
+    assert result["codec"] == {"h264": "video/H264", "vp8": "video/VP8"}[codec], context
     assert result["deleteWhep"] == 200 and result["deleteWhip"] == 200, context
     assert result["statuses"] == ["connecting", "live", "idle"], context

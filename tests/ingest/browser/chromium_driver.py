@@ -2,7 +2,7 @@
 
 Prints one JSON line with what the page reported (``getStats``) and what the
 server saw (source status changes), then exits; every process it starts is
-killed before it returns. Usage: ``unshare -n python chromium_driver.py WORKDIR``.
+killed before it returns. Usage: ``unshare -n python chromium_driver.py WORKDIR [h264|vp8]``.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ def page_server(reports: list[dict[str, Any]], done: threading.Event) -> Threadi
     return server
 
 
-async def main(workdir: Path) -> dict[str, Any]:
+async def main(workdir: Path, video_codec: str) -> dict[str, Any]:
     sys.path.insert(0, str(Path(__file__).parents[3]))
     from tests.ingest.whip_support import wait_for, whip_plane
 
@@ -72,7 +72,7 @@ async def main(workdir: Path) -> dict[str, Any]:
     page_origin = f"http://127.0.0.1:{pages.server_address[1]}"
     statuses: list[str] = []
     result: dict[str, Any] = {}
-    async with whip_plane(workdir, cors_origins=[page_origin]) as plane:
+    async with whip_plane(workdir, cors_origins=[page_origin], video_codecs=[video_codec]) as plane:
         src = await plane.source()
 
         async def on_event(e: Any) -> None:
@@ -116,4 +116,5 @@ async def main(workdir: Path) -> dict[str, Any]:
 
 if __name__ == "__main__":
     subprocess.run(["ip", "link", "set", "lo", "up"], check=True)  # a new namespace starts with lo down
-    print(json.dumps(asyncio.run(main(Path(sys.argv[1])))), flush=True)
+    codec = sys.argv[2] if len(sys.argv) > 2 else "h264"
+    print(json.dumps(asyncio.run(main(Path(sys.argv[1]), codec))), flush=True)

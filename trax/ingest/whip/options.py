@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
+
+
+VideoCodec = Literal["h264", "vp8"]
+DEFAULT_VIDEO_CODECS: tuple[VideoCodec, ...] = ("h264", "vp8")
 
 
 class IceServer(BaseModel):
@@ -26,6 +31,8 @@ class WhipOptions(BaseModel):
     host_candidates: list[str] | None = None
     """IP addresses offered as ICE host candidates (e.g. ``[127.0.0.1]`` for loopback-only tests);
     unset uses every non-loopback interface."""
+    video_codecs: list[VideoCodec] = Field(default_factory=lambda: list(DEFAULT_VIDEO_CODECS), min_length=1)
+    """Video codecs a WHIP publisher may send, preferred first. H.264 also reaches RTMP/SRT readers as is."""
     cors_origins: list[str] = Field(default_factory=lambda: ["*"])
     """Origins whose pages may publish or play (``*`` for any)."""
     max_sessions: int = Field(default=500, ge=1)

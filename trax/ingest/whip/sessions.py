@@ -32,7 +32,6 @@ log = logging.getLogger(__name__)
 
 MIME_TO_CODEC = {"video/h264": "h264", "video/vp8": "vp8", "audio/opus": "opus"}
 CODEC_TO_MIME = {v: k for k, v in MIME_TO_CODEC.items()}
-PUBLISH_VIDEO_PREFERENCE = ("video/H264", "video/VP8")
 MAX_MEDIA_SECTIONS = 8
 
 
@@ -172,7 +171,12 @@ class WebRtcPlane:
                 video = pc.addTransceiver("video", direction="recvonly")
                 caps = RTCRtpSender.getCapabilities("video").codecs
                 video.setCodecPreferences(
-                    [c for mime in PUBLISH_VIDEO_PREFERENCE for c in caps if c.mimeType == mime]
+                    [
+                        c
+                        for codec in self.options.video_codecs
+                        for c in caps
+                        if c.mimeType.lower() == CODEC_TO_MIME[codec]
+                    ]
                     + [c for c in caps if c.mimeType == "video/rtx"]
                 )
             if "audio" in kinds:
