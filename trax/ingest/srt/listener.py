@@ -514,7 +514,7 @@ class _SrtInput:
             n = recv(sock, buf, _RECV_BUFFER)
             if n > 0:
                 self.bytes += n
-                data = ctypes.string_at(buf, n)
+                data = buf.raw[:n]  # cheaper than ctypes.string_at (no foreign call)
                 if 0 < size < n:  # PyAV asks for a whole AVIO buffer, so this is only for other callers
                     data, self._pending = data[:size], data[size:]
                 return data
