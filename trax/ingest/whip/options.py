@@ -7,7 +7,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-
 VideoCodec = Literal["h264", "vp8"]
 DEFAULT_VIDEO_CODECS: tuple[VideoCodec, ...] = ("h264", "vp8")
 
