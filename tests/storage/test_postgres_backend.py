@@ -110,3 +110,21 @@ async def test_a_hung_database_answers_unavailable_within_the_timeout_then_recov
                 pytest.fail("storage did not recover")
         finally:
             await store.close()
+
+
+@pytest.mark.parametrize(
+    "dsn",
+    [
+        "nonsense-hunter2",
+        "mysql://u:hunter2@h/x",
+        "postgresql://u:hunter2@127.0.0.1:99999/x",
+        "postgresql://u:hunter2@[::1/x",
+    ],
+)
+def test_a_malformed_dsn_is_a_config_error_that_does_not_quote_it(dsn: str) -> None:
+    from trax.settings import ConfigError, validate_options
+
+    with pytest.raises(ConfigError) as err:
+        validate_options(PostgresOptions, {"dsn": dsn}, "storage.options")
+    assert "storage.options.dsn" in str(err.value)
+    assert "hunter2" not in str(err.value)

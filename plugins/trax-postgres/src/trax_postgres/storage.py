@@ -20,9 +20,10 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 import asyncpg  # type: ignore[import-untyped]
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 
 from trax.codec import decode_entity, encode_entity
 from trax.domain.base import Entity
@@ -57,6 +58,21 @@ class PostgresOptions(BaseModel):
     """Seconds suggested to clients (``Retry-After``) while the database is unavailable."""
     statement_cache_size: int = Field(default=100, ge=0)
     """Prepared statements kept per connection; 0 behind a transaction-pooling proxy."""
+
+    @field_validator("dsn")
+    @classmethod
+    def _dsn_shape(cls, v: SecretStr) -> SecretStr:
+        # checked here so a bad DSN fails at start-up as a config error; messages never quote it
+        try:
+            parts = urlsplit(v.get_secret_value())
+            port = parts.port
+        except ValueError:
+            raise ValueError("not a valid postgresql:// URL") from None
+        if parts.scheme not in ("postgresql", "postgres"):
+            raise ValueError("must start with postgresql://")
+        if port is not None and not 0 < port < 65536:
+            raise ValueError("port out of range")
+        return v
 
 
 async def _no_reset(conn: asyncpg.Connection) -> None:
@@ -105,7 +121,7 @@ class PostgresStorage:
                 )
         except TraxError:
             raise
-        except (TimeoutError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except (TimeoutError, OSError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
             raise Unavailable(
                 f"Cannot open PostgreSQL storage: {exc.__class__.__name__}.", retry_after=o.retry_after
             ) from None
