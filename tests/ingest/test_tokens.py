@@ -258,3 +258,58 @@ async def test_two_processes_starting_at_once_agree_on_one_key(tmp_path: Path) -
     finally:
         await a.stop()
         await b.stop()
+
+
+async def test_trusted_issuer_jwks_url_is_fetched_and_refreshed_for_a_new_kid(tmp_path: Path) -> None:
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from trax.ingest.tokens import public_jwk
+
+    keys = {"k1": ec.generate_private_key(ec.SECP256R1())}
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = json.dumps({"keys": [public_jwk(k.public_key(), kid) for kid, k in keys.items()]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    settings = memory_settings(tmp_path, ingest={"tokens": {"trusted": [{"issuer": "studio", "jwks_url": url}]}})
+    path = "inputs/srt-00000000-0000-4000-8000-000000000000"
+    now = int(time.time())
+    claims = {"iss": "studio", "aud": "trax-ingest", "action": "publish", "path": path, "iat": now, "exp": now + 60}
+    try:
+        async with Runtime(settings) as rt:  # type: ignore[arg-type]
+            tokens = rt.media_tokens
+            first = jwt.encode(claims, keys["k1"], "ES256", headers={"kid": "k1"})
+            with pytest.raises(Unauthorized):  # the synchronous path never fetches
+                tokens.verify_cached(first, path=path, action="publish", audiences=["ingest"])
+            await tokens.verify(first, path=path, action="publish", audiences=["ingest"])
+            assert len(hits) == 1
+            await tokens.verify(first, path=path, action="publish", audiences=["ingest"])
+            assert len(hits) == 1  # cached
+            tokens.verify_cached(first, path=path, action="publish", audiences=["ingest"])
+            # the issuer rotates: a token with a new kid makes the JWKS be fetched again
+            keys["k2"] = ec.generate_private_key(ec.SECP256R1())
+            second = jwt.encode(claims, keys["k2"], "ES256", headers={"kid": "k2"})
+            for issuer in tokens._trusted.values():
+                issuer.fetched_at -= 60  # past the anti-hammering pause, without sleeping
+            await tokens.verify(second, path=path, action="publish", audiences=["ingest"])
+            assert len(hits) == 2
+            # a token from an issuer nobody trusts is refused without any fetch
+            stranger = jwt.encode({**claims, "iss": "other"}, keys["k2"], "ES256", headers={"kid": "k2"})
+            with pytest.raises(Unauthorized):
+                await tokens.verify(stranger, path=path, action="publish", audiences=["ingest"])
+            assert len(hits) == 2
+    finally:
+        server.shutdown()
