@@ -323,3 +323,24 @@ async def test_a_failed_dtls_handshake_puts_the_source_in_error(plane: Plane) ->
     assert events[0] == ("connecting", None)
     assert events[-1] == ("error", "WebRTC connection failed (ICE/DTLS)")
     assert plane.rt.hub.publisher(src.path) is None
+
+
+async def test_viewers_coming_and_going_leave_no_task_or_reader_behind(plane: Plane) -> None:
+    src = await plane.source()
+    read_token = await plane.token(src.path, "read")
+    async with WhipPublisher(
+        plane.url(src.path, "whip"), await plane.token(src.path, "publish"), PatternTrack(**SMALL)
+    ):
+        publisher = plane.rt.hub.publisher(src.path)
+        assert publisher is not None
+        await wait_for(lambda: publisher.packets > 5)
+        await asyncio.sleep(0.5)  # let the publisher's own set-up tasks settle
+        baseline = len(asyncio.all_tasks())
+        for _ in range(3):
+            viewers = [await WhepPlayer(plane.url(src.path, "whep"), read_token).start() for _ in range(3)]
+            await wait_for(lambda vs=viewers: all(v.frames["video"] > 3 for v in vs))
+            for v in viewers:
+                await v.close()
+        await wait_for(lambda: len(plane.transport.plane.sessions) == 1)
+        assert publisher.readers == 0
+        await wait_for(lambda: len(asyncio.all_tasks()) <= baseline, within=20)
