@@ -29,7 +29,7 @@ from trax.server.controllers.sources import SessionTokenController, SourceContro
 from trax.server.controllers.studios import StudioController
 from trax.server.errors import exception_handler, make_before_send
 from trax.server.gate import Gate
-from trax.server.routes import DEPENDENCIES
+from trax.server.routes import dependencies
 from trax.server.schema import StrictStructSchemaPlugin
 
 __all__ = ["TraxApiPlugin", "create_app"]
@@ -78,7 +78,7 @@ class TraxApiPlugin(InitPlugin):
             Router("/v1", route_handlers=handlers, middleware=[gate], request_max_body_size=limit)
         )
         app_config.route_handlers.append(Router("/", route_handlers=[jwks], middleware=[gate]))
-        app_config.dependencies.update(DEPENDENCIES)
+        app_config.dependencies.update(dependencies(self.runtime))
 
     def _errors(self, app_config: AppConfig) -> None:
         app_config.exception_handlers = {Exception: exception_handler}

@@ -90,26 +90,26 @@ def route(
     }
 
 
-async def _services(request: Request[Any, Any, Any]) -> Services:
-    runtime: Runtime = request.app.state.runtime
-    return runtime.services
-
-
-async def _actor(request: Request[Any, Any, Any]) -> Principal:
+async def _actor(request: Request[Any, Any, Any], svc: Svc) -> Principal:
+    # depends on svc only so Litestar resolves the two in sequence, not in a per-request task group
     principal: Principal = request.scope["user"]  # set by the gate
     return principal
 
 
-async def _runtime(request: Request[Any, Any, Any]) -> Runtime:
-    runtime: Runtime = request.app.state.runtime
-    return runtime
+def dependencies(runtime: Runtime) -> dict[str, Provide]:
+    """Per app: the runtime and its services are fixed, so they are provided once and cached."""
 
+    async def _runtime() -> Runtime:
+        return runtime
 
-DEPENDENCIES = {
-    "svc": Provide(_services, use_cache=False),
-    "actor": Provide(_actor, use_cache=False),
-    "rt": Provide(_runtime, use_cache=False),
-}
+    async def _services() -> Services:
+        return runtime.services
+
+    return {
+        "svc": Provide(_services, use_cache=True),
+        "rt": Provide(_runtime, use_cache=True),
+        "actor": Provide(_actor),
+    }
 
 
 def created(content: Any, location: str) -> Response[Any]:

@@ -59,10 +59,27 @@ ScopeT = Literal[
 ]
 
 
+_TS_CACHE: dict[datetime, str] = {}
+_TS_CACHE_MAX = 8192
+
+
 def ts(value: datetime) -> str:
-    """RFC 3339 in UTC with ``Z`` and exactly three fractional digits."""
-    v = value.astimezone(UTC) if value.tzinfo is not None else value.replace(tzinfo=UTC)
-    return f"{v.year:04d}-{v:%m-%dT%H:%M:%S}.{v.microsecond // 1000:03d}Z"
+    """RFC 3339 in UTC with ``Z`` and exactly three fractional digits.
+
+    Lists format two timestamps per item and the same rows are read again and
+    again, so formatted values are memoised (a bounded dict; datetimes are immutable).
+    """
+    hit = _TS_CACHE.get(value)
+    if hit is not None:
+        return hit
+    v = value
+    if v.tzinfo is not UTC:
+        v = v.astimezone(UTC) if v.tzinfo is not None else v.replace(tzinfo=UTC)
+    out = v.isoformat(timespec="milliseconds")[:-6] + "Z"
+    if len(_TS_CACHE) >= _TS_CACHE_MAX:
+        _TS_CACHE.clear()
+    _TS_CACHE[value] = out
+    return out
 
 
 def opt_ts(value: datetime | None) -> str | None:

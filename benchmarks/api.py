@@ -1,0 +1,264 @@
+"""GET /v1/studios?limit=50 on ``trax serve`` vs a bare Litestar handler with the same JSON.
+
+Both servers run under uvicorn (one worker, uvloop + httptools) pinned to CPU 0
+when ``taskset`` exists; the load generator (wrk, else an httpx loader) runs
+pinned to CPU 1. The trax side is the real deployment path: SQLite storage, an
+API key looked up per request, the memory token bucket consulted per request
+(a bucket big enough never to refuse), request ids, the envelope handler.
+
+    .venv/bin/python benchmarks/api.py [--seconds 10] [--connections 64] [--json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def pinned(cpu: int, cmd: list[str]) -> list[str]:
+    taskset = shutil.which("taskset")
+    return [taskset, "-c", str(cpu), *cmd] if taskset and (os.cpu_count() or 1) > 1 else cmd
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"server exited with {proc.returncode}")
+        try:
+            httpx.get(url, timeout=1)
+            return
+        except httpx.TransportError:
+            time.sleep(0.1)
+    raise SystemExit(f"{url} did not answer in {timeout}s")
+
+
+def stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(timeout=10)
+
+
+# --- the bare comparison server ------------------------------------------------------
+
+
+def serve_bare(port: int, body_file: str) -> None:
+    """A bare Litestar app: one async handler returning the decoded JSON from memory."""
+    import uvicorn
+    from litestar import Litestar, get
+
+    data = json.loads(Path(body_file).read_bytes())
+
+    @get("/v1/studios")
+    async def studios() -> dict[str, Any]:
+        return data  # type: ignore[no-any-return]
+
+    app = Litestar([studios])
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False, server_header=False)
+
+
+# --- load ----------------------------------------------------------------------------
+
+
+def _ms(text: str) -> float:
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    if not m:
+        return float("nan")
+    value, unit = float(m.group(1)), m.group(2)
+    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
+
+
+def run_wrk(url: str, headers: dict[str, str], seconds: int, connections: int) -> dict[str, Any]:
+    hdr = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
+    base = ["wrk", "-t1", f"-c{connections}", "--latency", *hdr, url]
+    subprocess.run(pinned(1, [*base[:3], "-d2s", *base[3:]]), capture_output=True, timeout=60, check=True)
+    out = subprocess.run(
+        pinned(1, [*base[:3], f"-d{seconds}s", *base[3:]]), capture_output=True, text=True, timeout=seconds + 60
+    ).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
+    errors = re.search(r"Socket errors:.*", out)
+    return {
+        "rps": rps,
+        "p50_ms": p50,
+        "p99_ms": p99,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "socket_errors": errors.group(0) if errors else "",
+        "tool": "wrk",
+    }
+
+
+async def _httpx_load(url: str, headers: dict[str, str], seconds: float, connections: int) -> dict[str, Any]:
+    latencies: list[float] = []
+    bad = 0
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    async with httpx.AsyncClient(headers=headers, limits=limits, timeout=30) as client:
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal bad
+            while time.perf_counter() < end:
+                t = time.perf_counter()
+                r = await client.get(url)
+                latencies.append((time.perf_counter() - t) * 1000)
+                bad += r.status_code >= 300
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(connections)))
+        took = time.perf_counter() - start
+    q = statistics.quantiles(latencies, n=100)
+    return {"rps": len(latencies) / took, "p50_ms": q[49], "p99_ms": q[98], "non2xx": bad, "tool": "httpx"}
+
+
+def run_load(url: str, headers: dict[str, str], seconds: int, connections: int) -> dict[str, Any]:
+    if shutil.which("wrk"):
+        return run_wrk(url, headers, seconds, connections)
+    asyncio.run(_httpx_load(url, headers, 2, connections))
+    return asyncio.run(_httpx_load(url, headers, seconds, connections))
+
+
+# --- the run -------------------------------------------------------------------------
+
+
+async def seed(config_path: Path, studios: int) -> str:
+    from trax.domain.keys import RateLimitOverride
+    from trax.runtime import Runtime
+    from trax.services import Principal
+    from trax.settings import load_settings
+
+    async with Runtime(load_settings(config_path)) as rt:
+        acct = await rt.services.accounts.create("bench")
+        op = Principal.operator(acct.id)
+        for i in range(studios):
+            await rt.services.studios.create(op, name=f"Studio {i}", description="benchmark studio")
+        _, secret = await rt.services.keys.create(
+            op,
+            name="bench",
+            scopes=["studios:read"],
+            rate_limit=RateLimitOverride(capacity=10**9, refill_per_second=1e9),
+        )
+        return secret
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--seconds", type=int, default=10)
+    ap.add_argument("--connections", type=int, default=64)
+    ap.add_argument("--studios", type=int, default=50)
+    ap.add_argument("--json", action="store_true")
+    ap.add_argument("--bare-serve", nargs=2, metavar=("PORT", "BODY"), help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.bare_serve:
+        serve_bare(int(args.bare_serve[0]), args.bare_serve[1])
+        return 0
+
+    with tempfile.TemporaryDirectory(prefix="trax-api-bench-") as tmpdir:
+        tmp = Path(tmpdir)
+        port = free_port()
+        config = {
+            "server": {"host": "127.0.0.1", "port": port},
+            "storage": {"backend": "sqlite", "options": {"path": str(tmp / "trax.db")}},
+            "limits": {"backend": "memory", "options": {"capacity": 120, "refill_per_second": 20}},
+            "blobs": {"backend": "filesystem", "options": {"root": str(tmp / "blobs")}},
+            "security": {"secret_key_file": str(tmp / "secret.key")},
+            "public_api": {"write_enabled": True},
+            "log_level": "warning",
+        }
+        config_path = tmp / "trax.yaml"
+        config_path.write_text(yaml.safe_dump(config))
+        secret = asyncio.run(seed(config_path, args.studios))
+        headers = {"Authorization": f"Bearer {secret}"}
+        url = f"http://127.0.0.1:{port}/v1/studios?limit=50"
+
+        results: dict[str, Any] = {}
+        trax = subprocess.Popen(
+            pinned(0, [sys.executable, "-m", "trax.cli", "serve", str(config_path)]),
+            cwd=tmp,
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            wait_http(f"http://127.0.0.1:{port}/v1/health", trax)
+            body = httpx.get(url, headers=headers, timeout=10)
+            assert body.status_code == 200 and len(body.json()["data"]) == min(50, args.studios), body.text
+            (tmp / "body.json").write_bytes(body.content)
+            idle = rss_mib(trax.pid)
+            results["trax"] = run_load(url, headers, args.seconds, args.connections)
+            results["trax"].update(rss_idle_mib=idle, rss_after_mib=rss_mib(trax.pid))
+        finally:
+            stop(trax)
+
+        bare_port = free_port()
+        bare = subprocess.Popen(
+            pinned(0, [sys.executable, __file__, "--bare-serve", str(bare_port), str(tmp / "body.json")]),
+            start_new_session=True,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            bare_url = f"http://127.0.0.1:{bare_port}/v1/studios?limit=50"
+            wait_http(bare_url, bare)
+            assert httpx.get(bare_url, timeout=10).content == (tmp / "body.json").read_bytes()
+            idle = rss_mib(bare.pid)
+            results["bare"] = run_load(bare_url, {}, args.seconds, args.connections)
+            results["bare"].update(rss_idle_mib=idle, rss_after_mib=rss_mib(bare.pid))
+        finally:
+            stop(bare)
+
+    results["ratio"] = results["trax"]["rps"] / results["bare"]["rps"]
+    results["load_avg_1m"] = os.getloadavg()[0]
+    results["body_bytes"] = len(body.content)
+    if args.json:
+        print(json.dumps(results, indent=2))
+    else:
+        for name in ("trax", "bare"):
+            r = results[name]
+            print(
+                f"{name:5} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
+                f"non-2xx {r['non2xx']}  RSS idle {r['rss_idle_mib']:.0f} MiB, after {r['rss_after_mib']:.0f} MiB"
+            )
+        print(f"ratio trax/bare: {results['ratio']:.1%} (target >= 70%)  load avg {results['load_avg_1m']:.1f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
