@@ -177,3 +177,15 @@ async def test_a_process_whose_clock_is_skewed_shares_the_bucket_correctly(
     assert sum(d.allowed for d in first) == 10
     # a limiter on the clients' clocks would have refilled the whole bucket for "+2h"
     assert granted <= 10 + 0.2 * elapsed + 1e-9, (skewed_granted, elapsed)
+
+
+@pytest.mark.parametrize("url", ["http://:hunter2@h/0", "redis://:hunter2@h:99999/0", "redis://:hunter2@[::1/0"])
+def test_a_malformed_url_is_a_config_error_that_does_not_quote_it(url: str) -> None:
+    from trax_redis import RedisBusOptions
+
+    from trax.settings import ConfigError, validate_options
+
+    for model, where in ((RedisLimiterOptions, "limits.options"), (RedisBusOptions, "events.options")):
+        with pytest.raises(ConfigError) as err:
+            validate_options(model, {"url": url}, where)
+        assert f"{where}.url" in str(err.value) and "hunter2" not in str(err.value)

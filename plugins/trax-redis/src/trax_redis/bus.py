@@ -24,14 +24,14 @@ from collections.abc import Callable
 from typing import Any
 
 import msgspec
-from pydantic import BaseModel, ConfigDict, Field, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from redis.asyncio import Redis
 
 from trax.domain.errors import Unavailable
 from trax.domain.events import Event
 from trax.interfaces import EventHandler
 from trax.plugins.memory_bus import LocalEventBus
-from trax_redis.connection import REDIS_DOWN, close_client, make_client
+from trax_redis.connection import REDIS_DOWN, check_url, close_client, make_client
 
 log = logging.getLogger(__name__)
 
@@ -43,8 +43,9 @@ class RedisBusOptions(BaseModel):
     """Redis URL; set it through ``TRAX_EVENTS__OPTIONS__URL``, never in the file."""
     channel: str = Field(default="trax:events", min_length=1)
     timeout: float = Field(default=1.0, gt=0)
+    """Seconds one publish or (re)subscription may take."""
     max_connections: int = Field(default=50, ge=1)
-    """Connections to Redis per process; requests beyond wait for one (within ``timeout``)."""
+    """Connections to Redis per process (one stays with the subscription)."""
     startup_timeout: float = Field(default=5.0, gt=0)
     """Seconds ``open`` waits for the first subscription before refusing to start."""
     reconnect_max_delay: float = Field(default=2.0, gt=0)
@@ -52,6 +53,11 @@ class RedisBusOptions(BaseModel):
     """After an outage, seconds queued events wait for the other processes to resubscribe."""
     outbox_size: int = Field(default=10_000, ge=0)
     """Events kept for publishing while Redis is down; the oldest are dropped beyond it."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, v: SecretStr) -> SecretStr:
+        return check_url(v)
 
 
 class _Envelope(msgspec.Struct):

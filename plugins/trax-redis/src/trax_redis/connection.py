@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from pydantic import SecretStr
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
@@ -32,3 +34,17 @@ def make_client(url: SecretStr, timeout: float, max_connections: int) -> Redis:
 async def close_client(client: Redis) -> None:
     await client.aclose()
     await client.connection_pool.aclose()
+
+
+def check_url(url: SecretStr) -> SecretStr:
+    """Validate a Redis URL for an options model; the error never quotes it (it may hold a password)."""
+    try:
+        parts = urlsplit(url.get_secret_value())
+        port = parts.port
+    except ValueError:
+        raise ValueError("not a valid redis:// URL") from None
+    if parts.scheme not in ("redis", "rediss", "unix"):
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    if port is not None and not 0 < port < 65536:
+        raise ValueError("port out of range")
+    return url

@@ -14,14 +14,14 @@ import asyncio
 import logging
 import math
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
 from trax.domain.errors import Unavailable
 from trax.interfaces import Decision
 from trax.plugins.memory_limits import BucketOptions
-from trax_redis.connection import REDIS_DOWN, close_client, make_client
+from trax_redis.connection import REDIS_DOWN, check_url, close_client, make_client
 
 log = logging.getLogger(__name__)
 
@@ -63,11 +63,16 @@ class RedisLimiterOptions(BucketOptions):
     """Redis URL; set it through ``TRAX_LIMITS__OPTIONS__URL``, never in the file."""
     prefix: str = Field(default="trax:rl:", min_length=1)
     timeout: float = Field(default=1.0, gt=0)
-    max_connections: int = Field(default=50, ge=1)
-    """Connections to Redis per process; requests beyond wait for one (within ``timeout``)."""
     """Seconds one decision may take before the request is answered ``503 unavailable``."""
     retry_after: int = Field(default=1, ge=1)
     """Seconds suggested to clients (``Retry-After``) while Redis is unavailable."""
+    max_connections: int = Field(default=50, ge=1)
+    """Connections to Redis per process; requests beyond wait for one (within ``timeout``)."""
+
+    @field_validator("url")
+    @classmethod
+    def _url_shape(cls, v: SecretStr) -> SecretStr:
+        return check_url(v)
 
 
 class RedisRateLimiter:
