@@ -104,8 +104,17 @@ async def test_refusals_end_ffmpeg_at_connect_before_media(tmp_path: Path) -> No
             "legacy /live/<key>": f"{base}/live/{key}",
             "key as stream name": f"{base}/inputs/{key}",
         }
+        publish_token = await rt.media_tokens.mint(path=src.path, action="publish")
+        play = [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "flv", "-i"]
+        plays = {
+            "play with a publish token": f"{base}/{src.path}?user=trax&pass={publish_token.token}",
+            "play with garbage": f"{base}/{src.path}?token=x.y.z",
+        }
         await asyncio.sleep(2.1)  # let the expired token expire
-        results = await asyncio.gather(*(run(publish_cmd(ffmpeg, url, 5), 30) for url in cases.values()))
+        commands = [publish_cmd(ffmpeg, url, 5) for url in cases.values()]
+        commands += [[*play, url, "-f", "null", "-"] for url in plays.values()]
+        cases.update(plays)
+        results = await asyncio.gather(*(run(cmd, 30) for cmd in commands))
         for (case, _), (rc, err) in zip(cases.items(), results, strict=True):
             assert rc not in (0, -9), f"{case}: ffmpeg exit {rc}"
             assert "Server error" in err or "Input/output" in err or "error" in err.lower(), f"{case}: {err}"

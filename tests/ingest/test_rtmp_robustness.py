@@ -172,4 +172,39 @@ async def test_tcurl_userinfo_credential(tmp_path: Path) -> None:
             status = await c.expect("onStatus")
             assert status[3]["code"] == expected
             c.close()
-        assert amf0  # keeps the import honest for the helpers above
+
+
+async def test_a_publisher_that_goes_silent_is_ended_by_the_watchdog(tmp_path: Path) -> None:
+    """The hub's watchdog ends a path that gets no media; the RTMP connection behind it closes too."""
+    from tests.ingest.test_rtmp_flv import IDR, PPS, SPS, avcc, video_tag
+    from trax.ingest.rtmp.flv import avc_config
+
+    async with rtmp_runtime(tmp_path, ingest_settings={"idle_timeout_seconds": 1.0}) as rt:
+        p = port(rt)
+        src, _ = await new_source(rt)
+        tok = (await rt.media_tokens.mint(path=src.path, action="publish")).token
+        seen: list[str] = []
+
+        async def on_event(event: object) -> None:
+            data = getattr(event, "data", {})
+            if data.get("path") == src.path:
+                seen.append(data["status"])
+
+        rt.bus.subscribe(on_event)
+        c = await RawClient.open(p)
+        await c.handshake()
+        c.command("connect", {"app": "inputs", "tcUrl": f"rtmp://127.0.0.1:{p}/inputs"})
+        await c.expect("_result")
+        c.command("createStream", None)
+        await c.expect("_result")
+        c.command("publish", None, f"{src.path.split('/', 1)[1]}?token={tok}", "live", stream_id=1)
+        assert (await c.expect("onStatus"))[3]["code"] == "NetStream.Publish.Start"
+        c.send(18, amf0.encode("@setDataFrame", "onMetaData", {"videocodecid": 7.0}), stream_id=1, csid=5)
+        c.send(9, video_tag(True, 0, avc_config(SPS, PPS)), stream_id=1, csid=6)
+        c.send(9, video_tag(True, 1, avcc(IDR)), stream_id=1, csid=6)
+        # ... and then nothing more, with the connection left open
+        assert await c.closed_by_peer(limit=15)
+        async with asyncio.timeout(10):
+            while seen[-1:] != ["idle"]:  # noqa: ASYNC110 - status events arrive from the hub
+                await asyncio.sleep(0.05)
+        assert seen == ["connecting", "live", "idle"]

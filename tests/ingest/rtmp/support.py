@@ -45,8 +45,11 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
 
 
 @contextlib.asynccontextmanager
-async def rtmp_runtime(tmp: Path, *, tls: bool = False, **rtmp_options: Any) -> AsyncIterator[Runtime]:
+async def rtmp_runtime(
+    tmp: Path, *, tls: bool = False, ingest_settings: dict[str, Any] | None = None, **rtmp_options: Any
+) -> AsyncIterator[Runtime]:
     ingest: dict[str, Any] = {"host": "127.0.0.1", "rtmp": {"enabled": True, "port": 0, **rtmp_options}}
+    ingest.update(ingest_settings or {})
     ingest["tokens"] = {"leeway_seconds": 0}  # so a short-lived token really expires within a test
     if tls:
         certfile, keyfile = self_signed(tmp)
