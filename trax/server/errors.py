@@ -21,7 +21,6 @@ from litestar.types import Message, Scope
 
 from trax.domain.errors import TraxError
 from trax.domain.ids import IdGenerator
-from trax.interfaces import Decision
 
 log = logging.getLogger("trax.server")
 
@@ -70,14 +69,6 @@ def request_id(scope: Scope) -> str:
     return rid
 
 
-def rate_headers(decision: Decision) -> dict[str, str]:
-    return {
-        "ratelimit-limit": str(decision.limit),
-        "ratelimit-remaining": str(max(0, decision.remaining)),
-        "ratelimit-reset": str(max(0, math.ceil(decision.reset_after))),
-    }
-
-
 def retry_after_seconds(seconds: float) -> int:
     return max(1, math.ceil(seconds))
 
@@ -86,17 +77,21 @@ def make_before_send(allow_by_path: dict[str, str]) -> Any:
     async def before_send(message: Message, scope: Scope) -> None:
         if message["type"] != "http.response.start":
             return
-        headers = MutableScopeHeaders.from_message(message)
-        headers["x-request-id"] = request_id(scope)
+        # nothing else sets these headers, so appending is safe (and cheaper than a headers view)
+        raw = message.setdefault("headers", [])
+        if not isinstance(raw, list):
+            raw = message["headers"] = list(raw)
+        raw.append((b"x-request-id", request_id(scope).encode("latin-1")))
         decision = scope.get("state", {}).get(RATE_KEY)
         if decision is not None:
-            for k, v in rate_headers(decision).items():
-                headers[k] = v
+            raw.append((b"ratelimit-limit", str(decision.limit).encode()))
+            raw.append((b"ratelimit-remaining", str(max(0, decision.remaining)).encode()))
+            raw.append((b"ratelimit-reset", str(max(0, math.ceil(decision.reset_after))).encode()))
         # Litestar's automatic OPTIONS lists only the first handler's methods (bug #4169)
         if scope.get("method") == "OPTIONS" and message["status"] == 204:
             template = scope.get("path_template")
             if template in allow_by_path:
-                headers["allow"] = allow_by_path[template]
+                MutableScopeHeaders.from_message(message)["allow"] = allow_by_path[template]
 
     return before_send
 

@@ -22,7 +22,7 @@ from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
 
 from trax.domain.errors import Forbidden, RateLimited, Unauthorized, UnsupportedMediaType, WriteDisabled
 from trax.runtime import Runtime
-from trax.server.errors import RATE_KEY, rate_headers, request_id, retry_after_seconds
+from trax.server.errors import RATE_KEY, request_id, retry_after_seconds
 from trax.services.principal import Principal
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -136,7 +136,7 @@ class Gate:
         decision = await self.runtime.limiter.acquire(key, capacity=capacity, refill_per_second=refill, cost=cost)
         scope["state"][RATE_KEY] = decision
         if not decision.allowed:
-            raise RateLimited(retry_after=retry_after_seconds(decision.retry_after), headers=rate_headers(decision))
+            raise RateLimited(retry_after=retry_after_seconds(decision.retry_after))
 
     def _write_flag(self, method: str, required: str | None) -> None:
         if method not in MUTATING:
