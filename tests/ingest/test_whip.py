@@ -344,3 +344,44 @@ async def test_viewers_coming_and_going_leave_no_task_or_reader_behind(plane: Pl
         await wait_for(lambda: len(plane.transport.plane.sessions) == 1)
         assert publisher.readers == 0
         await wait_for(lambda: len(asyncio.all_tasks()) <= baseline, within=20)
+
+
+@pytest.mark.parametrize("codec", ["vp8", "h264"])
+async def test_a_late_viewer_gets_a_fresh_keyframe_from_the_publisher(plane: Plane, codec: str) -> None:
+    """The GOP is too long to replay, so the viewer's arrival makes the server send the publisher a PLI."""
+    plane.rt.hub.gop_replay_packets = 5
+    src = await plane.source()
+    pub_token = await plane.token(src.path, "publish")
+    async with WhipPublisher(plane.url(src.path, "whip"), pub_token, PatternTrack(**SMALL), video_codec=codec):
+        publisher = plane.rt.hub.publisher(src.path)
+        assert publisher is not None
+        keyframes: list[int] = []
+        original = publisher.send
+
+        def counting_send(packet: Any) -> None:
+            if packet.keyframe:
+                keyframes.append(publisher.packets)
+            original(packet)
+
+        publisher.send = counting_send  # type: ignore[method-assign]
+        await wait_for(lambda: publisher.packets > 40)
+        before = len(keyframes)
+        async with WhepPlayer(plane.url(src.path, "whep"), await plane.token(src.path, "read")) as viewer:
+            await wait_for(lambda: viewer.frames["video"] >= 10)
+        assert len(keyframes) > before  # a keyframe was made for the newcomer
+
+
+async def test_a_stream_key_is_accepted_as_the_bearer_credential(plane: Plane) -> None:
+    src = await plane.source()
+    other = await plane.source()
+    _, key = await plane.rt.services.sources.rotate_stream_key(plane.op, plane.studio_id, src.id)
+    async with httpx.AsyncClient(timeout=30) as http:
+        wrong = await http.post(
+            plane.url(other.path, "whip"),
+            content="v=0\r\n",
+            headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {key}"},
+        )
+        assert wrong.status_code == 401  # the key belongs to another path
+    async with WhipPublisher(plane.url(src.path, "whip"), key, PatternTrack(**SMALL)) as pub:
+        assert pub.response is not None and pub.response.status_code == 201
+        await wait_for(lambda: (p := plane.rt.hub.publisher(src.path)) is not None and p.packets > 5)

@@ -67,6 +67,15 @@ def client(options: WhipOptions) -> TestClient[Any]:
     return TestClient(app)
 
 
+def test_no_ice_server_unless_configured() -> None:
+    """aiortc would fall back to a public STUN server; the transport always passes its own list."""
+    from trax.ingest.whip.ice import rtc_configuration
+
+    assert rtc_configuration([]).iceServers == []
+    [server] = rtc_configuration([IceServer(urls=["stun:127.0.0.1:3478"])]).iceServers
+    assert server.urls == ["stun:127.0.0.1:3478"]
+
+
 def test_ice_servers_are_link_headers() -> None:
     servers = [
         IceServer(urls=["stun:stun.example.test:3478"]),
