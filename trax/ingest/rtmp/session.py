@@ -235,7 +235,7 @@ class RtmpSession:
             raise ProtocolError("second connect")
         app_raw = cmd.get("app")
         tc_url = cmd.get("tcUrl")
-        app_raw = app_raw if isinstance(app_raw, str) else ""
+        app_raw = app_raw if isinstance(app_raw, str) and len(app_raw) <= 4096 else ""
         self.tc_url = tc_url if isinstance(tc_url, str) and len(tc_url) <= 4096 else ""
         app, params = split_query(app_raw.strip("/"))
         app = app.strip("/")
@@ -265,7 +265,10 @@ class RtmpSession:
         if not user:
             await self._reject_connect(txn, AdobeChallenges.need_auth_description())
             return
-        source = await self.env.services.sources.by_stream_key(user) if len(user) <= 256 else None
+        if len(user) > 256:
+            await self._reject_connect(txn, AdobeChallenges.failed_description())
+            return
+        source = await self.env.services.sources.by_stream_key(user)
         salt = getattr(source, "stream_key_salt", None)
         digest = getattr(source, "stream_key_digest", None)
         response, challenge2, opaque = params.get("response"), params.get("challenge"), params.get("opaque")
