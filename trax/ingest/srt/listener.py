@@ -200,7 +200,11 @@ class SrtTransport:
         lib = self._require_lib()
         lib.set_reject_reason(sock, code)
         self.refused[code] = self.refused.get(code, 0) + 1
-        log.warning("SRT caller %s refused (%d): %s", peer or "?", code, message)
+        # the log write happens on the loop: a slow log sink must not stall libsrt's receive thread
+        args = ("SRT caller %s refused (%d): %s", peer or "?", code, message)
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            loop.call_soon_threadsafe(log.warning, *args)
         return -1
 
     def _on_handshake(self, sock: int, hs_version: int, peer: str | None, raw: bytes | None) -> int:
