@@ -136,13 +136,13 @@ def test_config_from_env_and_bad_config(cli: Cli) -> None:
     assert json.loads(res.stderr)["error"]["code"] == "config_error"
 
 
-def test_unexpected_failures_are_one_line(cli: Cli) -> None:
+def test_storage_that_cannot_open_is_one_line(cli: Cli) -> None:
     # storage under a path that is a file: the OS error is reported without a traceback
     (cli.tmp / "blocker").write_text("")
     cli.config["storage"]["options"]["path"] = str(cli.tmp / "blocker" / "trax.db")
     cli.path.write_text(yaml.safe_dump(cli.config))
     res = cli.run("accounts", "list")
-    assert res.returncode == 1 and res.stderr.startswith("trax: ")
+    assert res.returncode == 1 and res.stderr.startswith("trax: unavailable: Cannot open the SQLite storage file")
     _no_traceback(res)
 
 

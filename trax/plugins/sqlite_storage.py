@@ -138,8 +138,9 @@ class SqliteStorage:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trax-sqlite-writer")
         try:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._open_sync)
-        except sqlite3.Error as exc:
-            raise Unavailable(f"Cannot open the SQLite storage file: {exc.__class__.__name__}.") from None
+        except (sqlite3.Error, OSError) as exc:
+            await self.close()
+            raise Unavailable(f"Cannot open the SQLite storage file {str(self._opts.path)!r}: {exc}.") from None
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -236,7 +237,7 @@ class SqliteStorage:
         await self._write(lambda c: self._apply_sync(c, ops))
 
     @staticmethod
-    def _apply_sync(c: sqlite3.Connection, writes: list[Write]) -> None:
+    def _apply_sync(c: sqlite3.Connection, writes: Sequence[Write]) -> None:
         for w in writes:
             if isinstance(w, Delete):
                 cur = c.execute(
