@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import ctypes
 import socket
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -91,3 +93,17 @@ def test_listen_callback_accepts_rejects_with_reason_and_survives_exceptions(lib
         assert len(seen) == 3
     finally:
         lib.close(listener)
+
+
+@pytest.mark.anyio
+async def test_transport_binds_port_zero_and_a_host_name(lib: libsrt.LibSrt, tmp_path: Path) -> None:
+    from tests.ingest.srt_support import srt_env
+
+    async with srt_env(tmp_path, port=0, host="localhost") as env:
+        port = env.transport.port
+        assert port != 0
+        token = await env.token("publish")
+        ok, reason = await asyncio.to_thread(_caller, lib, port, f"publish:{env.path}:trax:{token}".encode())
+        assert (ok, reason) == (True, 0)
+        ok, reason = await asyncio.to_thread(_caller, lib, port, f"publish:{env.path}:trax:x{token}".encode())
+        assert (ok, reason) == (False, libsrt.REJX_UNAUTHORIZED)

@@ -208,6 +208,7 @@ class LibSrt:
         c.srt_bind.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
         c.srt_listen.argtypes = [ctypes.c_int, ctypes.c_int]
         c.srt_accept.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
+        c.srt_getsockname.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.POINTER(ctypes.c_int)]
         c.srt_accept.restype = ctypes.c_int
         c.srt_listen_callback.argtypes = [ctypes.c_int, _LISTEN_FN, ctypes.c_void_p]
         c.srt_connect.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
@@ -333,6 +334,14 @@ class LibSrt:
     def bind(self, sock: int, host: str, port: int) -> None:
         sa, size = sockaddr(host, port)
         self._check(self._c.srt_bind(sock, ctypes.byref(sa), size), "srt_bind")
+
+    def local_port(self, sock: int) -> int:
+        """The port a bound socket got (for a bind to port 0)."""
+        storage = _Storage()
+        n = ctypes.c_int(ctypes.sizeof(storage))
+        self._check(self._c.srt_getsockname(sock, ctypes.byref(storage), ctypes.byref(n)), "srt_getsockname")
+        peer = peer_string(ctypes.addressof(storage)) or ":0"
+        return int(peer.rsplit(":", 1)[1])
 
     def listen(self, sock: int, backlog: int) -> None:
         self._check(self._c.srt_listen(sock, backlog), "srt_listen")

@@ -7,10 +7,10 @@ Threads (libsrt calls block, so none of them runs on the event loop):
   token synchronously (``MediaTokens.verify_cached``: a signature check, no
   I/O), so a bad credential is refused before the connection exists, with an
   SRT rejection reason the caller prints. It never blocks and never raises.
-* one accept thread (``trax-srt-accept``) waits on an SRT epoll and hands each
-  accepted socket to a connection thread;
+* one accept thread (``trax-srt-accept``) blocks in ``srt_accept`` and hands
+  each accepted socket to a connection thread;
 * one thread per connection: a publisher's thread reads MPEG-TS, demuxes it
-  with PyAV and hands packets to the loop with ``call_soon_threadsafe``; a
+  with PyAV and hands packets to the loop in bursts (``call_soon_threadsafe``); a
   reader's thread pulls packets from the hub in batches and muxes them to
   MPEG-TS (no re-encode).
 
@@ -25,7 +25,9 @@ import asyncio
 import concurrent.futures
 import ctypes
 import hashlib
+import ipaddress
 import logging
+import socket
 import threading
 import time
 from collections.abc import Coroutine
@@ -61,10 +63,10 @@ class SrtOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    port: int = Field(8890, ge=1, le=65535)
-    """UDP port."""
+    port: int = Field(8890, ge=0, le=65535)
+    """UDP port (0: any free port, read back after bind)."""
     host: str | None = None
-    """Bind address; ``ingest.host`` when unset. A numeric IPv4 or IPv6 address."""
+    """Bind address; ``ingest.host`` when unset (a name is resolved once, at start)."""
     latency_ms: int = Field(120, ge=20, le=10_000)
     """SRT receive latency (the peer's is the larger of both sides)."""
     passphrase: SecretStr | None = None
@@ -162,7 +164,8 @@ class SrtTransport:
             if o.passphrase is not None:
                 lib.set_bytes(sock, libsrt.SRTO_PASSPHRASE, o.passphrase.get_secret_value().encode())
                 lib.set_int(sock, libsrt.SRTO_PBKEYLEN, o.pbkeylen)
-            lib.bind(sock, self.host, self.port)
+            lib.bind(sock, _numeric_host(self.host), self.port)
+            self.port = lib.local_port(sock)
             lib.set_listen_callback(sock, self._on_handshake)
             lib.listen(sock, o.backlog)
         except BaseException:
@@ -479,6 +482,16 @@ class SrtTransport:
         except StopAsyncIteration:
             pass
         return batch
+
+
+def _numeric_host(host: str) -> str:
+    """libsrt binds numeric addresses only: resolve a name (e.g. ``localhost``) to its first UDP address."""
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
+        return str(infos[0][4][0])
+    return host
 
 
 def source_bytes(demuxer: Any) -> int:
