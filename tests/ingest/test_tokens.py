@@ -313,3 +313,16 @@ async def test_trusted_issuer_jwks_url_is_fetched_and_refreshed_for_a_new_kid(tm
             assert len(hits) == 2
     finally:
         server.shutdown()
+
+
+async def test_a_default_token_fits_an_srt_streamid(tmp_path: Path) -> None:
+    """ingest.md: a streamid is at most 512 bytes, and it carries the action, the path and the token."""
+    settings = memory_settings(tmp_path, ingest={"srt": {"enabled": True, "port": 8890}})
+    async with Runtime(settings) as rt:  # type: ignore[arg-type]
+        acct = await rt.services.accounts.create("a")
+        src = await _source(rt, Principal.operator(acct.id), kind="srt")
+        for action in ("publish", "read"):
+            creds = await rt.media_tokens.mint(path=src.path, action=action)  # every audience of the action
+            streamid = creds.urls["srt"].split("?streamid=", 1)[1]
+            assert len(streamid.encode()) <= 512, len(streamid)
+            assert streamid == f"{action}:{src.path}:trax:{creds.token}"

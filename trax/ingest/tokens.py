@@ -22,6 +22,7 @@ import hashlib
 import json
 import logging
 import os
+import secrets
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Mapping
@@ -58,6 +59,15 @@ UrlBuilder = Callable[[str, str, str, Collection[str]], dict[str, str]]
 PathCheck = Callable[[str], Any]
 StreamKeyLookup = Callable[[str], Awaitable[Any]]
 """``key -> Source | None`` (``SourceService.by_stream_key``)."""
+
+
+KID_LENGTH = 16
+"""Our kids are the first 16 characters (96 bits) of the RFC 7638 thumbprint: a token must fit an SRT
+streamid (512 bytes with the path), so every byte of header and claims counts."""
+
+
+def key_id(public_key: ec.EllipticCurvePublicKey) -> str:
+    return thumbprint(public_key)[:KID_LENGTH]
 
 
 def thumbprint(public_key: ec.EllipticCurvePublicKey) -> str:
@@ -187,7 +197,7 @@ class MediaTokens:
                 raise ConfigError(f"ingest.tokens.key_file: {path} holds a key that cannot be read") from None
             if not isinstance(key, ec.EllipticCurvePrivateKey) or not isinstance(key.curve, ec.SECP256R1):
                 raise ConfigError(f"ingest.tokens.key_file: {path}: only EC P-256 keys sign ES256 tokens")
-            k = _Key(thumbprint(key.public_key()), key, key.public_key())
+            k = _Key(key_id(key.public_key()), key, key.public_key())
             self._own.keys[k.kid] = k
             self._signing = k  # the last key in the file signs
 
@@ -240,7 +250,7 @@ class MediaTokens:
             account_id=SYSTEM_ACCOUNT,
             created_at=now,
             updated_at=now,
-            kid=thumbprint(key.public_key()),
+            kid=key_id(key.public_key()),
             generation=generation,
             private_pem=pem,
         )
@@ -336,13 +346,14 @@ class MediaTokens:
             "path": path,
             "iat": int(now.timestamp()),
             "exp": int(expires.timestamp()),
-            "jti": uuid.uuid4().hex,
+            "jti": secrets.token_urlsafe(12),
         }
         if "talk" in roles:
             claims["can_publish"] = True
         if subject:
             claims["sub"] = subject
-        token = jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid})
+        # no "typ" header: it says nothing a verifier uses and costs bytes an SRT streamid does not have
+        token = jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": None})
         urls = self._urls(path, action, token, roles) if self._urls is not None else {}
         return IngestCredentials(
             token=token, expires_at=expires, path=path, action=action, audiences=tuple(auds), urls=urls

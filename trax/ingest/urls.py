@@ -7,12 +7,16 @@ a transport object may override its own URL by offering
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Collection, Mapping
 from typing import Any
 from urllib.parse import quote
 
 from trax.settings import IngestSettings
 
+log = logging.getLogger(__name__)
+
+SRT_MAX_STREAMID = 512
 DEFAULT_PORTS = {"srt": 8890, "rtmp": 1935, "rtmps": 1936, "whip": 8889}
 # Which audience role each protocol's listener accepts (ingest.md's table).
 ROLE_OF_PROTOCOL = {"srt": "ingest", "rtmp": "ingest", "rtmps": "ingest", "whip": "talk", "whep": "read"}
@@ -61,7 +65,11 @@ def ingest_urls(
     if "srt" in wanted and "srt" not in urls and srt is not None:
         port = _port(srt, "port", DEFAULT_PORTS["srt"])
         # raw streamid: SRT listeners parse it without URL-decoding (ingest.md)
-        urls["srt"] = f"srt://{host}:{port}?streamid={action}:{path}:trax:{token}"
+        streamid = f"{action}:{path}:trax:{token}"
+        if len(streamid.encode()) <= SRT_MAX_STREAMID:
+            urls["srt"] = f"srt://{host}:{port}?streamid={streamid}"
+        else:
+            log.warning("no SRT URL for %s: the streamid would exceed %d bytes", path, SRT_MAX_STREAMID)
     rtmp = _enabled(extra, "rtmp")
     if rtmp is not None:
         port = _port(rtmp, "port", DEFAULT_PORTS["rtmp"])
