@@ -78,6 +78,21 @@ async def test_a_file_at_an_older_version_is_migrated_and_keeps_its_data(tmp_pat
     assert _versions(path) == [v for v, _ in MIGRATIONS]
 
 
+async def test_a_file_from_a_newer_trax_is_refused(tmp_path: Path) -> None:
+    from trax.domain.errors import Unavailable
+
+    path = tmp_path / "new.db"
+    st = SqliteStorage(SqliteOptions(path=path))
+    await st.open()
+    await st.close()
+    with sqlite3.connect(path) as c:
+        c.execute("INSERT INTO schema_migrations VALUES (999, 'future')")
+    st = SqliteStorage(SqliteOptions(path=path))
+    with pytest.raises(Unavailable) as err:
+        await st.open()
+    assert "schema version 999" in str(err.value)
+
+
 async def test_reopen_keeps_everything_written_through_the_services(tmp_path: Path) -> None:
     path = tmp_path / "trax.db"
     st = SqliteStorage(SqliteOptions(path=path))

@@ -103,11 +103,11 @@ class SqliteStorage:
     def _open_sync(self) -> None:
         self._opts.path.parent.mkdir(parents=True, exist_ok=True)
         w = self._connect(check_same_thread=False)
+        self._writer = w  # from here on close() releases it, whatever fails next
         mode = w.execute("PRAGMA journal_mode=WAL").fetchone()[0]
         if str(mode).lower() != "wal":
             raise Unavailable("SQLite could not enable WAL mode for the storage file.")
         self._migrate(w)
-        self._writer = w
         self._reader = self._connect(check_same_thread=False)
 
     @staticmethod
@@ -118,6 +118,11 @@ class SqliteStorage:
         processes opening the same old file never both run a migration.
         """
         conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at TEXT)")
+        newest = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()[0]
+        known = max(v for v, _ in MIGRATIONS)
+        if newest is not None and newest > known:
+            # a newer trax changed the schema; writing with this one could corrupt its data
+            raise Unavailable(f"The storage file is at schema version {newest}; this trax knows up to {known}.")
         for version, sql in migrations:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -138,6 +143,9 @@ class SqliteStorage:
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="trax-sqlite-writer")
         try:
             await asyncio.get_running_loop().run_in_executor(self._pool, self._open_sync)
+        except Unavailable:
+            await self.close()
+            raise
         except (sqlite3.Error, OSError) as exc:
             await self.close()
             raise Unavailable(f"Cannot open the SQLite storage file {str(self._opts.path)!r}: {exc}.") from None
