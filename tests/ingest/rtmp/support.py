@@ -46,7 +46,12 @@ def self_signed(tmp: Path) -> tuple[Path, Path]:
 
 @contextlib.asynccontextmanager
 async def rtmp_runtime(
-    tmp: Path, *, tls: bool = False, ingest_settings: dict[str, Any] | None = None, **rtmp_options: Any
+    tmp: Path,
+    *,
+    tls: bool = False,
+    ingest_settings: dict[str, Any] | None = None,
+    rtmps_options: dict[str, Any] | None = None,
+    **rtmp_options: Any,
 ) -> AsyncIterator[Runtime]:
     ingest: dict[str, Any] = {"host": "127.0.0.1", "rtmp": {"enabled": True, "port": 0, **rtmp_options}}
     ingest.update(ingest_settings or {})
@@ -54,6 +59,7 @@ async def rtmp_runtime(
     if tls:
         certfile, keyfile = self_signed(tmp)
         ingest["rtmps"] = {"enabled": True, "port": 0, "certfile": str(certfile), "keyfile": str(keyfile)}
+        ingest["rtmps"].update(rtmps_options or {})
     rt = Runtime(memory_settings(tmp, ingest=ingest))  # type: ignore[arg-type]
     async with rt:
         await rt.start_transports()
