@@ -120,11 +120,13 @@ class MemoryStorage:
                 self._unique[u] = ref
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
-        wanted = dict(last_used)
-        for key, row in list(self._rows.items()):
-            if key[0] == ApiKey.KIND and key[2] in wanted:
-                assert isinstance(row, ApiKey)
-                self._rows[key] = replace(row, last_used_at=wanted[key[2]])
+        for key_id, when in last_used.items():
+            ref = self._unique.get(("api_key.id", key_id))  # keys are indexed by id: no scan of every row
+            if ref is None:
+                continue
+            row = self._rows.get(ref)
+            if isinstance(row, ApiKey):
+                self._rows[ref] = replace(row, last_used_at=when)
 
 
 def _factory(options: Any, runtime: Any) -> Storage:
