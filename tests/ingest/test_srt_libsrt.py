@@ -107,3 +107,62 @@ async def test_transport_binds_port_zero_and_a_host_name(lib: libsrt.LibSrt, tmp
         assert (ok, reason) == (True, 0)
         ok, reason = await asyncio.to_thread(_caller, lib, port, f"publish:{env.path}:trax:x{token}".encode())
         assert (ok, reason) == (False, libsrt.REJX_UNAUTHORIZED)
+
+
+@pytest.mark.anyio
+async def test_a_trusted_issuers_new_key_is_fetched_for_the_retry(lib: libsrt.LibSrt, tmp_path: Path) -> None:
+    """The handshake cannot wait for HTTP: the first caller is refused, the key is fetched, the retry passes."""
+    import json
+    import time
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+    from typing import Any
+
+    import jwt
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    from tests.ingest.srt_support import srt_env
+    from trax.domain.errors import Unauthorized
+    from trax.ingest.tokens import public_jwk
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    hits: list[str] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            hits.append(self.path)
+            body = json.dumps({"keys": [public_jwk(key.public_key(), "k1")]}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            return None
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    tokens = {"leeway_seconds": 0, "trusted": [{"issuer": "studio", "jwks_url": url}]}
+    try:
+        async with srt_env(tmp_path, other_transports={"tokens": tokens}) as env:
+            now = int(time.time())
+            claims = {"iss": "studio", "aud": "trax-ingest", "action": "publish", "path": env.path}
+            token = jwt.encode({**claims, "iat": now, "exp": now + 60}, key, "ES256", headers={"kid": "k1"})
+            streamid = f"publish:{env.path}:trax:{token}".encode()
+            first = await asyncio.to_thread(_caller, lib, env.port, streamid)
+            assert first == (False, libsrt.REJX_UNAUTHORIZED)
+            for _ in range(200):
+                if hits:
+                    break
+                await asyncio.sleep(0.05)
+            assert hits == ["/jwks.json"]
+            for _ in range(200):  # the fetch answered; wait until its keys are in place
+                try:
+                    env.runtime.media_tokens.verify_cached(token, path=env.path, action="publish", audiences=["ingest"])
+                    break
+                except Unauthorized:
+                    await asyncio.sleep(0.05)
+            assert await asyncio.to_thread(_caller, lib, env.port, streamid) == (True, 0)
+    finally:
+        server.shutdown()
+        server.server_close()

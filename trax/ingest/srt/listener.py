@@ -123,6 +123,7 @@ class SrtTransport:
         self._conns: dict[int, _Connection] = {}
         self._lock = threading.Lock()
         self._bad_keys: dict[bytes, float] = {}
+        self._background: set[asyncio.Task[Any]] = set()
         self.refused: dict[int, int] = {}
         """Rejections during the handshake, by SRT rejection reason."""
 
@@ -192,6 +193,10 @@ class SrtTransport:
         for conn in conns:
             if conn.thread is not None:
                 await asyncio.to_thread(conn.thread.join, 10)
+        for task in list(self._background):
+            task.cancel()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
         lib.cleanup()
         self._lib = None
         self._listener = libsrt.SRT_INVALID_SOCK
@@ -229,6 +234,7 @@ class SrtTransport:
                     sid.token, path=sid.path, action=sid.action, audiences=AUDIENCES
                 )
             except Unauthorized as exc:
+                self._refresh_trusted_keys(sid)
                 return self._refuse(sock, peer, libsrt.REJX_UNAUTHORIZED, f"{sid.path}: {exc.message}")
         elif self._known_bad_key(sid):
             return self._refuse(sock, peer, libsrt.REJX_UNAUTHORIZED, f"{sid.path}: the stream key is not valid")
@@ -236,6 +242,26 @@ class SrtTransport:
         if sid.action == "publish" and self.runtime.hub.publisher(sid.path) is not None:
             return self._refuse(sock, peer, libsrt.REJX_CONFLICT, f"{sid.path} already has a publisher")
         return 0
+
+    def _refresh_trusted_keys(self, sid: StreamId) -> None:
+        """Let the async verifier fetch a trusted issuer's JWKS (a new ``kid``), so the caller's retry passes.
+
+        The handshake cannot wait for HTTP; ``MediaTokens.verify`` fetches only
+        when the key is unknown and not more than once per 10 s per issuer.
+        """
+        tokens = self.runtime.media_tokens
+        loop = self._loop
+        if loop is None or sid.token is None or not any(t.jwks_url for t in tokens.settings.trusted):
+            return
+        token, path, action = sid.token, sid.path, sid.action
+
+        def start() -> None:
+            task = loop.create_task(tokens.verify(token, path=path, action=action, audiences=AUDIENCES))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+            task.add_done_callback(lambda t: t.cancelled() or t.exception())  # outcome already reported
+
+        loop.call_soon_threadsafe(start)
 
     # --- accept ----------------------------------------------------------------------
 
