@@ -40,9 +40,12 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+PIN = os.environ.get("TRAX_BENCH_PIN", "1") != "0"
+
+
 def pinned(cpu: int, cmd: list[str]) -> list[str]:
     taskset = shutil.which("taskset")
-    return [taskset, "-c", str(cpu), *cmd] if taskset and (os.cpu_count() or 1) > 1 else cmd
+    return [taskset, "-c", str(cpu), *cmd] if PIN and taskset and (os.cpu_count() or 1) > 1 else cmd
 
 
 def rss_mib(pid: int) -> float:
