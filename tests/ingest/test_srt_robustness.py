@@ -185,3 +185,34 @@ async def test_an_authenticated_caller_sending_garbage_is_closed(tmp_path: Path)
         assert env.transport.connections == 0
         assert env.runtime.hub.publisher(env.path) is None
         assert env.statuses() == []  # no publisher was ever opened for it
+
+
+async def test_a_killed_publisher_leaves_the_source_idle(tmp_path: Path) -> None:
+    """kill -9: no SRT shutdown reaches the server; silence ends the publisher (peer idle / hub watchdog)."""
+    require_srt()
+    async with srt_env(tmp_path, peer_idle_timeout_ms=2000) as env:
+        token = await env.token("publish")
+        proc = await asyncio.create_subprocess_exec(
+            *publish_cmd(env.url(f"publish:{env.path}:trax:{token}"), seconds=30),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        try:
+            for _ in range(300):
+                if env.statuses()[-1:] == ["live"]:
+                    break
+                await asyncio.sleep(0.05)
+            assert env.statuses() == ["connecting", "live"]
+        finally:
+            proc.kill()
+            await proc.wait()
+        for _ in range(400):  # bounded: peer idle timeout 2 s, hub watchdog 5 s
+            if env.statuses()[-1:] == ["idle"]:
+                break
+            await asyncio.sleep(0.05)
+        assert env.statuses() == ["connecting", "live", "idle"]
+        for _ in range(100):
+            if not srt_threads():
+                break
+            await asyncio.sleep(0.05)
+        assert srt_threads() == []
