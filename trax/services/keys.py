@@ -8,7 +8,7 @@ import logging
 from dataclasses import replace
 from datetime import datetime, timedelta
 
-from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized, Unavailable
 from trax.domain.keys import DISPLAY_PREFIX_LEN, ApiKey, RateLimitOverride, hash_secret, looks_like_secret, new_secret
 from trax.domain.pages import Page
 from trax.domain.scopes import normalize_scopes, unknown_scopes
@@ -137,12 +137,20 @@ class KeyService:
         batch, self._usage = self._usage, {}
         try:
             await self._d.storage.touch_keys(batch)
+        except Unavailable as exc:
+            # an outage is already reported by every request it fails; one line, no traceback
+            log.warning("could not record API key usage for %d keys: %s", len(batch), exc.message)
+            self._requeue(batch)
+            return 0
         except Exception:  # usage times are advisory: never let them break serving
             log.warning("could not record API key usage for %d keys", len(batch), exc_info=True)
-            for k, v in batch.items():
-                self._usage.setdefault(k, v)
+            self._requeue(batch)
             return 0
         return len(batch)
+
+    def _requeue(self, batch: dict[str, datetime]) -> None:
+        for k, v in batch.items():
+            self._usage.setdefault(k, v)
 
     async def run_usage_flusher(self, interval: float = 5.0) -> None:
         """Flush usage every ``interval`` seconds until cancelled, then once more."""
