@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -30,6 +31,10 @@ class RtmpOptions(BaseModel):
     out_chunk_size: int = Field(4096, ge=128, le=65536)
     read_queue: int = Field(1024, ge=16)
     """Packets a player may fall behind before it skips to the next keyframe."""
+    adobe_challenge: Literal["on_request", "always"] = "on_request"
+    """``always``: a ``connect`` carrying no credential gets the Adobe challenge (so encoders that only
+    answer it, e.g. ffmpeg or GStreamer with a plain ``rtmp://key:key@host/...``, can use stream keys);
+    tokens then have to come with the connect too (``/inputs?token=<jwt>/<stream>``)."""
 
 
 class RtmpsOptions(RtmpOptions):

@@ -246,6 +246,8 @@ class RtmpSession:
             await self._adobe(txn, params)
         else:
             self.connect_credential = from_userinfo(tcurl_userinfo(self.tc_url)) or from_params(params, "tcurl-query")
+            if self.connect_credential is None and self.options.adobe_challenge == "always":
+                await self._reject_connect(txn, AdobeChallenges.need_auth_description())
         self.app = app
         self.out.send(m.window_ack_size(WINDOW_ACK), m.CSID_CONTROL)
         self.out.send(m.set_peer_bandwidth(WINDOW_ACK), m.CSID_CONTROL)
