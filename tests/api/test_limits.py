@@ -55,3 +55,21 @@ async def test_meta_routes_limited_per_address(make_api: Any) -> None:
         assert codes == [200, 200, 200, 429, 429]
         r = await api.client.get("/v1/health")
         assert r.json()["error"]["code"] == "rate_limited" and int(r.headers["retry-after"]) >= 1
+
+
+async def test_route_cost_from_config(make_api: Any) -> None:
+    limits = {
+        "backend": "memory",
+        "options": {"capacity": 10, "refill_per_second": 0.01},
+        "route_costs": {"createStudio": 4},
+    }
+    async with make_api(limits=limits) as api:
+        t = await api.tenant("acme")
+        h = t.auth(await api.key(t, ["studios:write", "studios:read"]))
+        r = await api.client.post("/v1/studios", headers=h, json={"name": "a"})
+        assert r.status_code == 201 and r.headers["ratelimit-remaining"] == "6"
+        r = await api.client.get("/v1/studios", headers=h)
+        assert r.headers["ratelimit-remaining"] == "5"
+        assert (await api.client.post("/v1/studios", headers=h, json={"name": "b"})).status_code == 201
+        r = await api.client.post("/v1/studios", headers=h, json={"name": "c"})
+        assert r.status_code == 429 and int(r.headers["retry-after"]) >= 1

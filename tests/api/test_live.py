@@ -102,7 +102,7 @@ def test_schemathesis_against_live_server(live: tuple[ServerProcess, str], tmp_p
         Path(os.environ["TRAX_ST_OUT"]).write_text(out)
     assert "Open API 3.0.3" in out
     assert proc.returncode == 0, out[-6000:]
-    assert "500" not in server.log().split("Traceback")[0] or "Traceback" not in server.log(), server.log()[-3000:]
+    assert "Traceback" not in server.log(), server.log()[-3000:]  # no 500 was logged
 
 
 def test_generated_client_lists_creates_and_pages(live: tuple[ServerProcess, str], tmp_path: Path) -> None:

@@ -69,6 +69,7 @@ async def test_route_without_credential_is_401(api: Api, route: Route) -> None:
         r = await _call(api, route, w, headers)
         assert r.status_code == 401, (headers, r.text)
         assert r.json()["error"]["code"] == "unauthorized"
+        assert r.headers["www-authenticate"].startswith("Bearer")
 
 
 @pytest.mark.parametrize("route", [r for r in ROUTES if "{" in r.template], ids=lambda r: f"{r.method} {r.template}")

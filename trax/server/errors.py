@@ -167,6 +167,8 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
     try:
         rid = request_id(request.scope)
         status, code, message, param, required_scope, headers = _describe(exc)
+        if status == 401:
+            headers.setdefault("www-authenticate", 'Bearer realm="trax"')
         if status == 500:
             log.error("unhandled error [request_id=%s] %s %s", rid, request.method, request.url.path, exc_info=exc)
         elif status == 503 and code == "unavailable":
