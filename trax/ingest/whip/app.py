@@ -155,5 +155,8 @@ def create_whip_app(
         exception_handlers={Exception: on_error},
         request_max_body_size=options.max_body_bytes,
         openapi_config=None,
+        # Litestar's default logging config would set the root logger to INFO in the host process
+        # (a notebook, say), where httpx then logs request URLs that may carry ?access_token=.
+        logging_config=None,
         debug=False,
     )
