@@ -69,5 +69,7 @@ async def test_security_schemes_errors_and_headers(doc: dict[str, Any]) -> None:
     body = doc["components"]["schemas"]["ErrorBody"]
     assert set(body["required"]) == {"code", "message", "requestId"}
     assert doc["components"]["schemas"]["StudioCreate"]["additionalProperties"] is False
+    upload = doc["components"]["schemas"]["UploadCreate"]["properties"]
+    assert "video/mp4" in upload["contentType"]["enum"] and upload["sizeBytes"]["maximum"] >= 1
     assert doc["components"]["schemas"]["Studio"]["properties"]["createdAt"]["format"] == "date-time"
     assert any("example" in s.get("properties", {}).get("name", {}) for s in doc["components"]["schemas"].values())

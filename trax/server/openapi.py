@@ -273,3 +273,13 @@ def finish(doc: dict[str, Any], opts: dict[tuple[str, str], dict[str, Any]]) -> 
             if status == "405":
                 headers["Allow"] = {"$ref": "#/components/headers/Allow"}
     return doc
+
+
+def apply_deployment(doc: dict[str, Any], *, content_types: list[str], max_upload_bytes: int) -> dict[str, Any]:
+    """What this deployment's configuration allows, so clients (and fuzzers) see the real limits."""
+    props = doc.get("components", {}).get("schemas", {}).get("UploadCreate", {}).get("properties", {})
+    if "contentType" in props:
+        props["contentType"]["enum"] = list(content_types)
+    if "sizeBytes" in props:
+        props["sizeBytes"]["maximum"] = max_upload_bytes
+    return doc

@@ -10,7 +10,7 @@ from litestar.routes import HTTPRoute
 
 from trax import __version__
 from trax.domain.errors import TraxError, Unavailable
-from trax.server.openapi import finish, to_openapi_30
+from trax.server.openapi import apply_deployment, finish, to_openapi_30
 from trax.server.routes import Rt, route
 from trax.server.wire import Health
 
@@ -57,7 +57,9 @@ async def openapi_json(request: Request[Any, Any, Any]) -> dict[str, Any]:
     state = request.app.state
     doc: dict[str, Any] | None = state.get("openapi30")
     if doc is None:
+        media = request.app.state.runtime.settings.media
         doc = finish(to_openapi_30(request.app.openapi_schema.to_schema()), route_opts(request.app))
+        doc = apply_deployment(doc, content_types=media.allowed_content_types, max_upload_bytes=media.max_upload_bytes)
         state["openapi30"] = doc
     return doc
 
