@@ -59,7 +59,7 @@ class IdGenerator:
 
 def parse_id(value: str) -> tuple[str, int]:
     """Return ``(prefix, millisecond timestamp)`` of an id, or raise ``ValueError``."""
-    m = _ID_RE.match(value)
+    m = _ID_RE.match(value) if isinstance(value, str) else None
     if not m:
         raise ValueError(f"not a trax id: {value!r}")
     ts = 0
@@ -69,5 +69,5 @@ def parse_id(value: str) -> tuple[str, int]:
 
 
 def looks_like_id(value: str, prefix: str) -> bool:
-    m = _ID_RE.match(value)
+    m = _ID_RE.match(value) if isinstance(value, str) else None
     return bool(m) and m.group(1) == prefix  # type: ignore[union-attr]

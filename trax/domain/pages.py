@@ -53,10 +53,10 @@ class CursorCodec:
 
     def decode(self, scope: str, cursor: str | None) -> str | None:
         """The last id the cursor stands for; ``None`` for an absent or empty cursor."""
-        if not cursor:
-            return None
         bad = InvalidRequest("cursor is malformed or was not issued for this list.", param="cursor")
-        if len(cursor) > 512:
+        if cursor is None or cursor == "":
+            return None
+        if not isinstance(cursor, str) or len(cursor) > 512:
             raise bad
         try:
             raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))

@@ -68,7 +68,7 @@ class DestinationService:
         validation.only_fields(body, _WRITABLE)
         await load_studio(self._d, actor.account_id, studio_id)
         platform = body.get("platform")
-        if platform not in KNOWN_PLATFORMS and platform not in self._d.platforms:
+        if not isinstance(platform, str) or (platform not in KNOWN_PLATFORMS and platform not in self._d.platforms):
             raise InvalidRequest("platform is not supported on this deployment.", param="platform")
         enabled = body.get("enabled", True)
         if not isinstance(enabled, bool):

@@ -42,6 +42,8 @@ class KeyService:
         """A new key and its secret. The secret is not kept and cannot be shown again."""
         actor.require(KEYS_SCOPE)
         name = validation.text(name, "name", max_len=100)
+        if not isinstance(scopes, list | tuple) or not all(isinstance(s, str) for s in scopes):
+            raise InvalidRequest("scopes must be a list of scope names.", param="scopes")
         bad = unknown_scopes(scopes)
         if bad:
             raise InvalidRequest(f"Unknown scope: {bad[0]!r}.", param="scopes")
