@@ -173,3 +173,23 @@ def test_trax_check_reports_the_chosen_plugins(tmp_path: Path) -> None:
     # -c and TRAX_CONFIG name the file as well
     assert _check(tmp_path, "-c", "trax.yaml").returncode == 0
     assert _check(tmp_path, env={"TRAX_CONFIG": "trax.yaml"}).returncode == 0
+
+
+@pytest.mark.anyio
+async def test_env_port_reaches_a_real_transport(tmp_path: Path, clean_env: pytest.MonkeyPatch) -> None:
+    """TRAX_INGEST__<T>__PORT moves a transport the file enabled: the listener answers on the new port."""
+    import asyncio
+
+    from tests.support.net import free_port
+
+    port = free_port()
+    clean_env.setenv("TRAX_INGEST__RTMP__PORT", str(port))
+    clean_env.chdir(tmp_path)  # the file's relative storage path lands here
+    s = load_settings(_write(tmp_path, BASE.replace("rtmp: {port: 1935}", "rtmp: {enabled: true, port: 1}")))
+    rt = Runtime(s)
+    assert "rtmp" in rt.transports
+    async with rt:
+        await rt.start_transports()
+        _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout=10)
+        writer.close()
+        await writer.wait_closed()
