@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import ctypes
 import hashlib
 import ipaddress
 import logging
@@ -31,15 +30,15 @@ import socket
 import threading
 import time
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
-
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from trax.domain.errors import Conflict, TraxError, Unauthorized
 from trax.domain.paths import is_valid_path
 from trax.ingest.media import Packet, Track
 from trax.ingest.srt import libsrt
+from trax.ingest.srt.connection import Connection, SrtInput, SrtOutput
 from trax.ingest.srt.libsrt import LibSrt, SrtError
+from trax.ingest.srt.options import SrtOptions
 from trax.ingest.srt.streamid import StreamId, StreamIdError, parse_streamid
 
 if TYPE_CHECKING:
@@ -52,57 +51,8 @@ T = TypeVar("T")
 
 AUDIENCES = ("ingest",)
 """SRT accepts tokens for the ``trax-ingest`` audience (ingest.md)."""
-_RECV_BUFFER = 1500
-_POLL_MS = 250
 _BAD_KEY_CACHE = 4096
 _BAD_KEY_SECONDS = 300.0
-
-
-class SrtOptions(BaseModel):
-    """``ingest.srt`` in the deployment file."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    port: int = Field(8890, ge=0, le=65535)
-    """UDP port (0: any free port, read back after bind)."""
-    host: str | None = None
-    """Bind address; ``ingest.host`` when unset (a name is resolved once, at start)."""
-    latency_ms: int = Field(120, ge=20, le=10_000)
-    """SRT receive latency (the peer's is the larger of both sides)."""
-    passphrase: SecretStr | None = None
-    """When set, callers must encrypt with it (10 to 79 characters)."""
-    pbkeylen: Literal[16, 24, 32] = 16
-    """AES key length in bytes when a passphrase is set."""
-    payload_size: int = Field(libsrt.TS_PAYLOAD, ge=188, le=libsrt.LIVE_MAX_PAYLOAD)
-    """Largest payload of one message this listener sends (readers)."""
-    max_connections: int = Field(200, ge=1, le=10_000)
-    """Established connections (publishers and readers); further callers are refused with 1402."""
-    backlog: int = Field(64, ge=1, le=4096)
-    peer_idle_timeout_ms: int = Field(5000, ge=1000, le=120_000)
-    """A connection whose peer is silent this long is broken."""
-    probe_seconds: float = Field(0.5, gt=0, le=10)
-    """How much of a new publisher's stream is analysed to find its tracks."""
-    read_wait_seconds: float = Field(10.0, gt=0, le=300)
-    """How long a ``read`` caller waits for a publisher before it is closed."""
-    reader_queue: int = Field(512, ge=16, le=100_000)
-    """Packets queued per reader before it skips to the next keyframe."""
-    send_stall_seconds: float = Field(5.0, gt=0, le=120)
-    """A reader whose peer accepts nothing for this long is closed."""
-
-    @field_validator("passphrase")
-    @classmethod
-    def _passphrase_length(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and not 10 <= len(value.get_secret_value()) <= 79:
-            raise ValueError("an SRT passphrase has 10 to 79 characters")
-        return value
-
-
-class _Connection:
-    def __init__(self, sock: int, peer: str | None) -> None:
-        self.sock = sock
-        self.peer = peer or "?"
-        self.thread: threading.Thread | None = None
-        self.closed = False
 
 
 class SrtTransport:
@@ -120,7 +70,7 @@ class SrtTransport:
         self._listener = libsrt.SRT_INVALID_SOCK
         self._stop = threading.Event()
         self._accept_thread: threading.Thread | None = None
-        self._conns: dict[int, _Connection] = {}
+        self._conns: dict[int, Connection] = {}
         self._lock = threading.Lock()
         self._bad_keys: dict[bytes, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
@@ -284,13 +234,13 @@ class SrtTransport:
             if self._stop.is_set():
                 lib.close(sock)
                 break
-            conn = _Connection(sock, peer)
+            conn = Connection(sock, peer)
             with self._lock:
                 self._conns[sock] = conn
             conn.thread = threading.Thread(target=self._serve, args=(conn,), name=f"trax-srt-conn-{sock}", daemon=True)
             conn.thread.start()
 
-    def _close_conn(self, conn: _Connection) -> None:
+    def _close_conn(self, conn: Connection) -> None:
         with self._lock:
             if conn.closed:
                 return
@@ -311,7 +261,7 @@ class SrtTransport:
             fut.cancel()
             raise TimeoutError("the event loop did not answer in time") from None
 
-    def _serve(self, conn: _Connection) -> None:
+    def _serve(self, conn: Connection) -> None:
         try:
             lib = self._require_lib()
             sid = parse_streamid(lib.get_bytes(conn.sock, libsrt.SRTO_STREAMID))
@@ -363,11 +313,11 @@ class SrtTransport:
 
     # publishing ------------------------------------------------------------------------
 
-    def _publish(self, conn: _Connection, sid: StreamId) -> None:
+    def _publish(self, conn: Connection, sid: StreamId) -> None:
         from trax.ingest.srt.demux import DemuxError, TsDemuxer
 
         lib = self._require_lib()
-        source = _SrtInput(lib, conn, self._stop, idle_seconds=self.runtime.hub.idle_timeout)
+        source = SrtInput(lib, conn, self._stop, idle_seconds=self.runtime.hub.idle_timeout)
         demuxer = TsDemuxer(source, analyze_us=int(self.options.probe_seconds * 1_000_000))
         try:
             try:
@@ -386,7 +336,7 @@ class SrtTransport:
             demuxer.close()
             source.close()
 
-    def _pump(self, conn: _Connection, sid: StreamId, demuxer: Any, publisher: Publisher) -> None:
+    def _pump(self, conn: Connection, sid: StreamId, demuxer: Any, publisher: Publisher) -> None:
         assert self._loop is not None
         loop = self._loop
         reason: str | None = None
@@ -427,14 +377,14 @@ class SrtTransport:
 
     # reading --------------------------------------------------------------------------------
 
-    def _read(self, conn: _Connection, sid: StreamId) -> None:
+    def _read(self, conn: Connection, sid: StreamId) -> None:
         from trax.ingest.srt.mux import TsMuxer
 
         lib = self._require_lib()
         lib.set_int(conn.sock, libsrt.SRTO_SNDTIMEO, 500)
         lib.set_linger(conn.sock, 2)  # let the tail of the stream reach the player before close
         reader = self._call(self._open_reader(sid.path))
-        sender = _SrtOutput(lib, conn, self.options.send_stall_seconds)
+        sender = SrtOutput(lib, conn, self.options.send_stall_seconds)
         muxer: TsMuxer | None = None
         try:
             tracks = self._wait_for_tracks(conn, reader)
@@ -469,7 +419,7 @@ class SrtTransport:
                 reader.dropped,
             )
 
-    def _wait_for_tracks(self, conn: _Connection, reader: Reader) -> tuple[Track, ...] | None:
+    def _wait_for_tracks(self, conn: Connection, reader: Reader) -> tuple[Track, ...] | None:
         """The publisher's tracks; ``None`` after ``read_wait_seconds``, on stop, or when the caller left."""
         lib = self._require_lib()
         deadline = time.monotonic() + self.options.read_wait_seconds
@@ -523,84 +473,3 @@ def _numeric_host(host: str) -> str:
 def source_bytes(demuxer: Any) -> int:
     source = getattr(demuxer, "_source", None)
     return int(getattr(source, "bytes", 0))
-
-
-class _SrtInput:
-    """A blocking byte source over one SRT socket for PyAV; ``b""`` at the end.
-
-    One message per ``read``: ``srt_recvmsg`` blocks in C (ctypes releases the
-    GIL) until TSBPD hands over the next message, with a receive timeout so the
-    stop flag and a silent peer are noticed. Measured at 20 Mbps against a
-    non-blocking drain polled every 10 ms and against waiting on an SRT epoll
-    (whose wait polls internally), this is the cheapest of the three.
-    """
-
-    def __init__(self, lib: LibSrt, conn: _Connection, stop: threading.Event, *, idle_seconds: float) -> None:
-        self._lib = lib
-        self._conn = conn
-        self._stop = stop
-        self._idle = idle_seconds
-        self._buf = ctypes.create_string_buffer(_RECV_BUFFER)
-        self._recv = lib.raw_recvmsg
-        self._pending = b""
-        self._ended = False
-        self.bytes = 0
-        lib.set_int(conn.sock, libsrt.SRTO_RCVTIMEO, _POLL_MS)
-
-    def read(self, size: int = -1) -> bytes:
-        if self._pending:
-            out, self._pending = self._pending[:size], self._pending[size:]
-            return out
-        recv, sock, buf = self._recv, self._conn.sock, self._buf
-        silent_since = 0.0
-        while not self._ended:
-            n = recv(sock, buf, _RECV_BUFFER)
-            if n > 0:
-                self.bytes += n
-                data = buf.raw[:n]  # cheaper than ctypes.string_at (no foreign call)
-                if 0 < size < n:  # PyAV asks for a whole AVIO buffer, so this is only for other callers
-                    data, self._pending = data[:size], data[size:]
-                return data
-            gone = n < 0 and self._lib.recv_failed() is not None
-            now = time.monotonic()
-            silent_since = silent_since or now
-            if gone or self._stop.is_set() or self._conn.closed or now - silent_since > self._idle:
-                self._ended = True
-        return b""
-
-    def close(self) -> None:
-        self._ended = True
-
-
-class _SrtOutput:
-    """Writes muxed MPEG-TS as SRT messages; gives up on a peer that accepts nothing for ``stall_seconds``."""
-
-    def __init__(self, lib: LibSrt, conn: _Connection, stall_seconds: float) -> None:
-        self._lib = lib
-        self._conn = conn
-        self._stall = stall_seconds
-        self.failed = False
-        self.dropped = 0
-        self._stalled_since: float | None = None
-
-    def write(self, data: bytes) -> None:
-        if self.failed:
-            return
-        step = libsrt.TS_PAYLOAD
-        for i in range(0, len(data), step):
-            try:
-                sent = self._lib.sendmsg(self._conn.sock, data[i : i + step])
-            except SrtError:
-                self.failed = True
-                return
-            if sent:
-                self._stalled_since = None
-                continue
-            self.dropped += 1
-            now = time.monotonic()
-            if self._stalled_since is None:
-                self._stalled_since = now
-            elif now - self._stalled_since > self._stall:
-                log.info("SRT %s: the reader accepts no data; closing it", self._conn.peer)
-                self.failed = True
-                return

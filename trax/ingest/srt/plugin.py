@@ -12,7 +12,8 @@ if TYPE_CHECKING:
 
 
 def _factory(options: object, runtime: Runtime) -> Transport:
-    from trax.ingest.srt.listener import SrtOptions, SrtTransport
+    from trax.ingest.srt.listener import SrtTransport
+    from trax.ingest.srt.options import SrtOptions
 
     assert isinstance(options, SrtOptions)
     return SrtTransport(options, runtime)
@@ -20,7 +21,7 @@ def _factory(options: object, runtime: Runtime) -> Transport:
 
 @hookimpl
 def trax_register_transports() -> list[Backend[Transport]]:
-    from trax.ingest.srt.listener import SrtOptions
+    from trax.ingest.srt.options import SrtOptions
 
     return [
         Backend(
