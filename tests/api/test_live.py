@@ -158,3 +158,42 @@ def test_generated_client_lists_creates_and_pages(live: tuple[ServerProcess, str
         sys.path.remove(str(tmp_path))
         for name in [m for m in sys.modules if m.startswith("trax_generated_client")]:
             del sys.modules[name]
+
+
+def test_envelope_over_real_http(live: tuple[ServerProcess, str]) -> None:
+    server, secret = live
+    h = {"Authorization": f"Bearer {secret}"}
+    with httpx.Client(base_url=server.base_url, timeout=10) as c:
+        cases = [
+            (c.get("/v1/nope"), 404, "not_found"),
+            (c.put("/v1/studios", headers=h), 405, "method_not_allowed"),
+            (
+                c.post("/v1/studios", headers={**h, "content-type": "application/json"}, content=b"{oops"),
+                400,
+                "invalid_request",
+            ),
+            (
+                c.post("/v1/studios", headers={**h, "content-type": "text/plain"}, content=b"x"),
+                415,
+                "unsupported_media_type",
+            ),
+            (c.get("/v1/studios"), 401, "unauthorized"),
+        ]
+
+        def big() -> Iterator[bytes]:
+            yield b'{"name": "'
+            for _ in range(2048):
+                yield b"x" * 1024
+            yield b'"}'
+
+        cases.append(
+            (
+                c.post("/v1/studios", headers={**h, "content-type": "application/json"}, content=big()),
+                413,
+                "payload_too_large",
+            )
+        )
+        for r, status, code in cases:
+            assert r.status_code == status, r.text
+            assert r.json()["error"]["code"] == code
+            assert r.json()["error"]["requestId"] == r.headers["x-request-id"]

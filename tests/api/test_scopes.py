@@ -126,3 +126,14 @@ async def test_rotate_returns_new_secret_and_revokes_old(api: Api) -> None:
     assert r.headers["location"] == f"/v1/keys/{new['id']}"
     assert (await api.client.get("/v1/studios", headers=h)).status_code == 401
     assert (await api.client.get("/v1/studios", headers=_bearer(new["secret"]))).status_code == 200
+
+
+async def test_last_used_at_is_batched(api: Api) -> None:
+    w = await seed(api.runtime, "a")
+    h = _bearer(w.secret)
+    keys = (await api.client.get("/v1/keys", headers=h)).json()["data"]
+    assert all("lastUsedAt" not in k for k in keys)  # nothing written per request
+    assert await api.runtime.services.keys.flush_usage() == 1
+    keys = (await api.client.get("/v1/keys", headers=h)).json()["data"]
+    used = [k for k in keys if "lastUsedAt" in k]
+    assert [k["name"] for k in used] == ["full"] and used[0]["lastUsedAt"].endswith("Z")
