@@ -60,18 +60,20 @@ async def test_ffmpeg_publishes_h264_aac_with_a_token(tmp_path: Path, scheme: st
         assert rt.hub.publisher(src.path) is None
 
 
-async def test_ffmpeg_plays_a_live_path_with_a_read_token(tmp_path: Path) -> None:
+@pytest.mark.parametrize("scheme", ["rtmp", "rtmps"])
+async def test_ffmpeg_plays_a_live_path_with_a_read_token(tmp_path: Path, scheme: str) -> None:
     av = pytest.importorskip("av")
     ffmpeg = require_tool("ffmpeg")
     seconds = 4
     out = tmp_path / "played.flv"
-    async with rtmp_runtime(tmp_path) as rt:
+    async with rtmp_runtime(tmp_path, tls=scheme == "rtmps") as rt:
         src, _ = await new_source(rt)
         read = await rt.media_tokens.mint(path=src.path, action="read")
         publish = await rt.media_tokens.mint(path=src.path, action="publish")
         base = f"rtmp://127.0.0.1:{port(rt)}/{src.path}"
+        play_url = f"{scheme}://127.0.0.1:{port(rt, scheme)}/{src.path}?user=trax&pass={read.token}"
         play_cmd = [ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y"]
-        play_cmd += ["-i", f"{base}?user=trax&pass={read.token}", "-c", "copy", "-f", "flv", str(out)]
+        play_cmd += ["-i", play_url, "-c", "copy", "-f", "flv", str(out)]
         player = asyncio.create_task(run(play_cmd, 60))
         # the player waits for the publisher: start publishing once it is attached
         await settle(lambda: sum(len(w) for w in rt.hub._waiting.values()) == 1)
