@@ -4,7 +4,7 @@ from fractions import Fraction
 
 import pytest
 
-from trax.ingest.media import Packet, Track, h264_nal_types
+from trax.ingest.media import Packet, Track, h264_nal_types, iter_annexb_nals
 from trax.ingest.rtmp.flv import (
     FlvEgress,
     FlvError,
@@ -149,3 +149,69 @@ def test_an_announced_track_that_never_comes_does_not_hold_the_stream() -> None:
     assert ingest.tracks is not None and [t.kind for t in ingest.tracks] == ["video"]
     assert len(out) == SETTLE_MESSAGES  # no frame lost: the held ones are released in order
     assert [p.dts for p in out] == sorted(p.dts for p in out)
+
+
+def flv_tags(data: bytes) -> list[tuple[int, int, bytes]]:
+    """(type, timestamp, body) of every tag of an FLV file."""
+    tags, pos = [], 13
+    while pos + 11 <= len(data):
+        size = int.from_bytes(data[pos + 1 : pos + 4], "big")
+        ts = int.from_bytes(data[pos + 4 : pos + 7], "big") | (data[pos + 7] << 24)
+        tags.append((data[pos], ts, data[pos + 11 : pos + 11 + size]))
+        pos += 11 + size + 4
+    return tags
+
+
+def test_enhanced_rtmp_hevc_as_obs_sends_it() -> None:
+    """FFmpeg 8's FLV muxer (in PyAV) writes Enhanced RTMP HEVC like OBS 29+: every frame decodes after ingest."""
+    import io
+
+    av = pytest.importorskip("av")
+    if "libx265" not in av.codecs_available:
+        pytest.skip("PyAV has no libx265")
+    buf = io.BytesIO()
+    with av.open(buf, "w", format="flv") as out:
+        stream = out.add_stream("libx265", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "yuv420p"
+        stream.options = {"x265-params": "log-level=none:keyint=10"}
+        for i in range(20):
+            frame = av.VideoFrame(64, 64, "yuv420p")
+            for plane in frame.planes:
+                plane.update(bytes([(i * 9) % 256]) * plane.buffer_size)
+            frame.pts = i
+            for p in stream.encode(frame):
+                out.mux(p)
+        for p in stream.encode(None):
+            out.mux(p)
+    tags = flv_tags(buf.getvalue())
+    assert any(body[0] & 0x80 and body[1:5] == b"hvc1" for t, _, body in tags if t == 9)  # really enhanced
+
+    ingest = FlvIngest(expect_video=True, expect_audio=False)
+    packets = [p for t, ts, body in tags if t in (8, 9) for p in ingest.push(t, ts, body)]
+    assert ingest.tracks is not None and ingest.tracks[0].codec == "hevc"
+    assert len(packets) == 20
+    hevc_types = [[(n[0] >> 1) & 0x3F for n in iter_annexb_nals(p.data)] for p in packets if p.keyframe]
+    assert len(hevc_types) >= 2 and all(t[:3] == [32, 33, 34] for t in hevc_types)  # VPS/SPS/PPS first
+    dec = av.CodecContext.create("hevc", "r")
+    frames = sum(len(dec.decode(av.Packet(p.data))) for p in packets) + len(dec.decode(None))
+    assert frames == 20
+
+
+def test_other_enhanced_fourccs_are_skipped_and_named() -> None:
+    ingest = FlvIngest(expect_video=True, expect_audio=True)
+    ingest.push(8, 0, b"\xaf\x00" + ASC)
+    ingest.release()
+    assert ingest.push(9, 0, b"\x91av01" + bytes(8)) == []
+    assert any("av01" in reason for reason in ingest.ignored)
+
+
+def test_hevc_parameter_sets_are_put_before_a_bare_keyframe() -> None:
+    vps, sps, pps, idr, trail = b"\x40\x01v", b"\x42\x01s", b"\x44\x01p", b"\x26\x01i", b"\x02\x01t"
+    arrays = b"".join(bytes([0x80 | (n[0] >> 1), 0, 1]) + len(n).to_bytes(2, "big") + n for n in (vps, sps, pps))
+    record = bytes([1]) + bytes(20) + bytes([0xFF, 3]) + arrays  # lengthSizeMinusOne = 3
+    ingest = FlvIngest(expect_video=True, expect_audio=False)
+    assert ingest.push(9, 0, b"\x90hvc1" + record) == []
+    (key,) = ingest.push(9, 0, b"\x91hvc1" + bytes(3) + avcc(idr))
+    (inter,) = ingest.push(9, 40, b"\xa3hvc1" + avcc(trail))  # CodedFramesX: no composition time
+    assert key.keyframe and list(iter_annexb_nals(key.data)) == [vps, sps, pps, idr]
+    assert not inter.keyframe and list(iter_annexb_nals(inter.data)) == [trail] and inter.pts == 40

@@ -12,13 +12,19 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
-from typing import Any
+from typing import Any, Literal
 
 from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, Packet, Track, annexb, iter_annexb_nals
 
 FLV_TIME_BASE = Fraction(1, 1000)
 
 VIDEO_CODEC_AVC = 7
+# Enhanced RTMP (v1): ExHeader bit, packet types, and the FourCC we take (HEVC, as OBS 29+ sends it)
+EX_HEADER = 0x80
+EX_SEQUENCE_START, EX_CODED_FRAMES, EX_CODED_FRAMES_X = 0, 1, 3
+FOURCC_HEVC = b"hvc1"
+HEVC_VPS, HEVC_SPS, HEVC_PPS = 32, 33, 34
+HEVC_IRAP = range(16, 24)
 AUDIO_FORMAT_AAC = 10
 H264_AUD = 9
 
@@ -57,6 +63,29 @@ def parse_avc_config(record: bytes) -> tuple[int, list[bytes], list[bytes]]:
             out[which].append(record[pos : pos + n])
             pos += n
     return length_size, out[0], out[1]
+
+
+def parse_hevc_config(record: bytes) -> tuple[int, list[bytes]]:
+    """An HEVCDecoderConfigurationRecord → (NAL length size, its VPS/SPS/PPS/SEI NAL units in order)."""
+    if len(record) < 23:
+        raise FlvError("bad HEVCDecoderConfigurationRecord")
+    length_size = (record[21] & 0x03) + 1
+    pos, nals = 23, []
+    for _ in range(record[22]):
+        if pos + 3 > len(record):
+            raise FlvError("truncated HEVCDecoderConfigurationRecord")
+        count = int.from_bytes(record[pos + 1 : pos + 3], "big")
+        pos += 3
+        for _ in range(count):
+            if pos + 2 > len(record):
+                raise FlvError("truncated HEVCDecoderConfigurationRecord")
+            n = int.from_bytes(record[pos : pos + 2], "big")
+            pos += 2
+            if pos + n > len(record):
+                raise FlvError("truncated HEVCDecoderConfigurationRecord")
+            nals.append(record[pos : pos + n])
+            pos += n
+    return length_size, nals
 
 
 def iter_length_prefixed(data: bytes, length_size: int) -> Iterator[bytes]:
@@ -115,6 +144,7 @@ class FlvIngest:
     width: int | None = None
     height: int | None = None
     _avc: tuple[int, list[bytes], list[bytes]] | None = None
+    _hvc: tuple[int, list[bytes]] | None = None
     _asc: bytes | None = None
     _held: list[_Pending] = field(default_factory=list)
     _tracks: list[Track] | None = None
@@ -149,9 +179,10 @@ class FlvIngest:
     def release(self) -> list[Packet]:
         """Fix the track list from what is known and convert everything held."""
         tracks: list[Track] = []
-        if self._avc is not None:
+        if self._avc is not None or self._hvc is not None:
+            codec: Literal["h264", "hevc"] = "h264" if self._avc is not None else "hevc"
             self._video_index = len(tracks)
-            tracks.append(Track(len(tracks), "video", "h264", FLV_TIME_BASE, None, self.width, self.height))
+            tracks.append(Track(len(tracks), "video", codec, FLV_TIME_BASE, None, self.width, self.height))
         if self._asc is not None:
             rate, channels = parse_audio_specific_config(self._asc)
             self._audio_index = len(tracks)
@@ -170,7 +201,7 @@ class FlvIngest:
         return len(self._held)
 
     def _ready(self) -> bool:
-        have_video, have_audio = self._avc is not None, self._asc is not None
+        have_video, have_audio = self._avc is not None or self._hvc is not None, self._asc is not None
         want_video = self.expect_video if self.expect_video is not None else True
         want_audio = self.expect_audio if self.expect_audio is not None else True
         if (have_video or not want_video) and (have_audio or not want_audio):
@@ -180,7 +211,10 @@ class FlvIngest:
         return len(self._held) >= self.max_held
 
     def _learn(self, type_id: int, payload: bytes) -> None:
-        if type_id == 9 and len(payload) >= 5 and payload[0] & 0x0F == VIDEO_CODEC_AVC and payload[1] == 0:
+        if type_id == 9 and len(payload) >= 5 and payload[0] & EX_HEADER:
+            if payload[0] & 0x0F == EX_SEQUENCE_START and payload[1:5] == FOURCC_HEVC:
+                self._hvc = parse_hevc_config(payload[5:])
+        elif type_id == 9 and len(payload) >= 5 and payload[0] & 0x0F == VIDEO_CODEC_AVC and payload[1] == 0:
             self._avc = parse_avc_config(payload[5:])
         elif type_id == 8 and len(payload) >= 2 and payload[0] >> 4 == AUDIO_FORMAT_AAC and payload[1] == 0:
             self._asc = bytes(payload[2:])
@@ -195,9 +229,8 @@ class FlvIngest:
     def _video(self, timestamp: int, payload: bytes) -> list[Packet]:
         if not payload:
             return []
-        if payload[0] & 0x80:
-            self.ignored.add("enhanced-rtmp video")
-            return []
+        if payload[0] & EX_HEADER:
+            return self._enhanced_video(timestamp, payload)
         if payload[0] & 0x0F != VIDEO_CODEC_AVC:
             self.ignored.add(f"flv video codec {payload[0] & 0x0F}")
             return []
@@ -224,6 +257,36 @@ class FlvIngest:
         elif idr and sps and pps:
             nals = [sps[0], pps[0], *(n for n, t in zip(nals, types, strict=True) if t not in (H264_SPS, H264_PPS))]
         keyframe = idr or (payload[0] >> 4) == 1
+        return [Packet(self._video_index, annexb(nals), timestamp + cts, timestamp, keyframe)]
+
+    def _enhanced_video(self, timestamp: int, payload: bytes) -> list[Packet]:
+        if len(payload) < 5 or payload[1:5] != FOURCC_HEVC:
+            self.ignored.add(f"enhanced-rtmp video {bytes(payload[1:5])!r}")
+            return []
+        packet_type, frame_type = payload[0] & 0x0F, (payload[0] >> 4) & 0x07
+        if packet_type == EX_SEQUENCE_START:
+            self._hvc = parse_hevc_config(payload[5:])
+            return []
+        if packet_type == EX_CODED_FRAMES:
+            if len(payload) < 8:
+                raise FlvError("short HEVC tag")
+            cts, body = int.from_bytes(payload[5:8], "big"), payload[8:]
+            if cts & 0x800000:
+                cts -= 0x1000000
+        elif packet_type == EX_CODED_FRAMES_X:
+            cts, body = 0, payload[5:]
+        else:
+            return []  # sequence end, metadata (colour info), multitrack ...
+        if self._video_index is None or self._hvc is None or frame_type == 5:
+            return []
+        length_size, params = self._hvc
+        nals = list(iter_length_prefixed(body, length_size))
+        if not nals:
+            return []
+        types = [(n[0] >> 1) & 0x3F for n in nals]
+        keyframe = any(t in HEVC_IRAP for t in types) or frame_type == 1
+        if keyframe and not {HEVC_VPS, HEVC_SPS, HEVC_PPS} <= set(types):
+            nals = [*params, *nals]  # the canonical form: parameter sets before every keyframe
         return [Packet(self._video_index, annexb(nals), timestamp + cts, timestamp, keyframe)]
 
     def _audio(self, timestamp: int, payload: bytes) -> list[Packet]:
