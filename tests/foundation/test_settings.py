@@ -96,6 +96,7 @@ def test_shipped_configs_load(clean_env: pytest.MonkeyPatch) -> None:
         ("server: [\n", "not valid YAML at line"),
         ("- a\n- b\n", "top level must be a mapping"),
         ("just a string\n", "top level must be a mapping"),
+        ("1: {port: 1}\n", "section names must be strings, not 1"),
     ],
 )
 def test_bad_files_are_refused_with_the_field_path(
