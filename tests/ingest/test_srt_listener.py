@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import re
 from pathlib import Path
 
 import pytest
@@ -28,8 +29,9 @@ from trax.ingest.srt import libsrt
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-async def test_ffmpeg_publishes_and_reads_over_srt(tmp_path: Path) -> None:
+async def test_ffmpeg_publishes_and_reads_over_srt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     require_srt()
+    caplog.set_level(logging.INFO, logger="trax.ingest.srt.listener")
     async with srt_env(tmp_path) as env:
         pub_token = await env.token("publish")
         read_token = await env.token("read")
@@ -67,6 +69,8 @@ async def test_ffmpeg_publishes_and_reads_over_srt(tmp_path: Path) -> None:
         assert env.statuses() == ["connecting", "live", "idle"]
         source = await env.runtime.services.sources.by_path(env.path)
         assert source is not None and source.status is SourceStatus.IDLE
+        # libsrt's own counters (srt_bstats through the binding) reach the log
+        assert re.search(r"stopped publishing \S+: \d+ media packets, \d+ bytes; SRT packets lost \d+", caplog.text)
 
 
 async def test_access_control_streamid_form_publishes(tmp_path: Path) -> None:

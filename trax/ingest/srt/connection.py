@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import logging
 import threading
@@ -16,6 +17,8 @@ RECV_BUFFER = 1500
 """Room for one live-mode message (at most 1456 bytes)."""
 POLL_MS = 250
 """Receive timeout: how soon a blocked read sees the stop flag or a departed peer."""
+STATS_EVERY = 2000
+"""Messages between two samples of libsrt's counters (about a second at 20 Mbit/s)."""
 
 
 class Connection:
@@ -48,6 +51,9 @@ class SrtInput:
         self._pending = b""
         self._ended = False
         self.bytes = 0
+        self.messages = 0
+        self.stats: libsrt.Stats | None = None
+        """libsrt's counters, sampled while connected (a broken socket has none to give)."""
         lib.set_int(conn.sock, libsrt.SRTO_RCVTIMEO, POLL_MS)
 
     def read(self, size: int = -1) -> bytes:
@@ -60,6 +66,9 @@ class SrtInput:
             n = recv(sock, buf, RECV_BUFFER)
             if n > 0:
                 self.bytes += n
+                self.messages += 1
+                if self.messages % STATS_EVERY == 1:
+                    self._sample_stats()
                 data = buf.raw[:n]  # cheaper than ctypes.string_at (no foreign call)
                 if 0 < size < n:  # PyAV asks for a whole AVIO buffer, so this is only for other callers
                     data, self._pending = data[:size], data[size:]
@@ -70,6 +79,10 @@ class SrtInput:
             if gone or self._stop.is_set() or self._conn.closed or now - silent_since > self._idle:
                 self._ended = True
         return b""
+
+    def _sample_stats(self) -> None:
+        with contextlib.suppress(SrtError):  # broken meanwhile: keep the last sample
+            self.stats = self._lib.stats(self._conn.sock)
 
     def close(self) -> None:
         self._ended = True

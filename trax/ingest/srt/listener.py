@@ -43,6 +43,7 @@ from trax.ingest.srt.streamid import StreamId, StreamIdError, parse_streamid
 
 if TYPE_CHECKING:
     from trax.ingest.hub import Publisher, Reader
+    from trax.ingest.srt.demux import TsDemuxer
     from trax.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -331,12 +332,14 @@ class SrtTransport:
                 log.warning("SRT %s: %s already has a publisher", conn.peer, sid.path)
                 return
             log.info("SRT %s publishing %s (%s)", conn.peer, sid.path, ", ".join(t.codec for t in tracks))
-            self._pump(conn, sid, demuxer, publisher)
+            self._pump(conn, sid, source, demuxer, publisher)
         finally:
             demuxer.close()
             source.close()
 
-    def _pump(self, conn: Connection, sid: StreamId, demuxer: Any, publisher: Publisher) -> None:
+    def _pump(
+        self, conn: Connection, sid: StreamId, source: SrtInput, demuxer: TsDemuxer, publisher: Publisher
+    ) -> None:
         assert self._loop is not None
         loop = self._loop
         reason: str | None = None
@@ -367,12 +370,15 @@ class SrtTransport:
                 self._call(publisher.close(reason), timeout=15)
             except Exception:
                 log.exception("closing the SRT publisher of %s failed", sid.path)
+            stats = source.stats
             log.info(
-                "SRT %s stopped publishing %s: %s packets (%d bytes received)",
+                "SRT %s stopped publishing %s: %d media packets, %d bytes; SRT packets lost %s, dropped %s",
                 conn.peer,
                 sid.path,
                 sum(demuxer.received.values()),
-                source_bytes(demuxer),
+                source.bytes,
+                stats.packets_lost if stats else "?",
+                stats.packets_dropped if stats else "?",
             )
 
     # reading --------------------------------------------------------------------------------
@@ -468,8 +474,3 @@ def _numeric_host(host: str) -> str:
         infos = socket.getaddrinfo(host, None, type=socket.SOCK_DGRAM)
         return str(infos[0][4][0])
     return host
-
-
-def source_bytes(demuxer: Any) -> int:
-    source = getattr(demuxer, "_source", None)
-    return int(getattr(source, "bytes", 0))
