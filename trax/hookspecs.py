@@ -13,10 +13,10 @@ Two kinds of hook:
   deployment file then picks entries by name. The per-request work goes
   through the typed Protocols in :mod:`trax.interfaces`, never through hooks.
 * **Lifecycle hooks** are plain notifications. ``trax_startup``,
-  ``trax_shutdown`` and ``trax_event`` may be ``async def``: the runtime
-  awaits whatever awaitable they return, in registration order (pluggy itself
-  has no async support, so none of them is ``firstresult``: an un-awaited
-  coroutine would always "win").
+  ``trax_shutdown`` and ``trax_event`` may be ``async def``: the runtime calls
+  each plugin on its own and awaits what it returns, in pluggy's call order
+  (shutdown in reverse). Pluggy itself has no async support, so none of them
+  is ``firstresult``: an un-awaited coroutine would always "win".
 
 The documentation in ``docs/plugins.md`` is checked against this module by a
 test, so the two cannot drift.
@@ -118,7 +118,11 @@ def trax_startup(runtime: Runtime) -> Awaitable[None] | None:
 
 @hookspec
 def trax_shutdown(runtime: Runtime) -> Awaitable[None] | None:
-    """Called once when the runtime stops, before backends are closed. May be ``async def``."""
+    """Called once when the runtime stops, before backends are closed. May be ``async def``.
+
+    Plugins are called in the reverse of ``trax_startup``'s order; one that raises is logged and
+    the others still run.
+    """
 
 
 @hookspec

@@ -153,22 +153,27 @@ class Runtime:
 
     # --- lifecycle ------------------------------------------------------------
 
-    async def _call_all(self, hook: Any, **kwargs: Any) -> None:
-        for result in hook(**kwargs):
-            if inspect.isawaitable(result):
-                await result
+    def _impls(self, hook_name: str, *, reverse: bool = False) -> list[Any]:
+        """A lifecycle hook's implementations in pluggy's call order (``tryfirst`` first, then the
+        most recently registered), or the reverse; hook wrappers do not apply to these hooks."""
+        impls = [i for i in getattr(self.pm.hook, hook_name).get_hookimpls() if not (i.hookwrapper or i.wrapper)]
+        return impls if reverse else impls[::-1]
 
-    async def _on_event(self, event: Event) -> None:
-        # Each plugin is called on its own: through pluggy, the first one to raise
-        # would stop every later one from seeing the event.
-        for impl in self.pm.hook.trax_event.get_hookimpls():
+    async def _call_each(self, hook_name: str, *, reverse: bool = False, isolate: bool, **kwargs: Any) -> None:
+        # Each plugin is called on its own, awaiting what it returns: through pluggy, the first
+        # implementation to raise would keep every later one from running at all.
+        for impl in self._impls(hook_name, reverse=reverse):
             try:
-                args = {"event": event, "runtime": self}
-                result = impl.function(*(args[name] for name in impl.argnames))
+                result = impl.function(*(kwargs[name] for name in impl.argnames))
                 if inspect.isawaitable(result):
                     await result
             except Exception:
-                log.exception("plugin %s: trax_event failed for %s", impl.plugin_name, event.type)
+                if not isolate:
+                    raise
+                log.exception("plugin %s: %s failed", impl.plugin_name, hook_name)
+
+    async def _on_event(self, event: Event) -> None:
+        await self._call_each("trax_event", isolate=True, event=event, runtime=self)
 
     async def start(self, *, transports: bool = False) -> Runtime:
         """Open every backend, run ``trax_startup``; with ``transports=True`` start ingest listeners too."""
@@ -182,7 +187,7 @@ class Runtime:
             self._unsubscribe.append(self.bus.subscribe(self._on_event))
             self._tasks.append(asyncio.create_task(self.services.keys.run_usage_flusher(), name="trax-key-usage"))
             await self.media_tokens.open()
-            await self._call_all(self.pm.hook.trax_startup, runtime=self)
+            await self._call_each("trax_startup", isolate=False, runtime=self)
             self.started = True
             if transports:
                 await self.start_transports()
@@ -208,10 +213,7 @@ class Runtime:
             await self.media_tokens.close()
         except Exception:
             log.exception("closing the ingest hub failed")
-        try:
-            await self._call_all(self.pm.hook.trax_shutdown, runtime=self)
-        except Exception:
-            log.exception("a plugin's trax_shutdown failed")
+        await self._call_each("trax_shutdown", reverse=True, isolate=True, runtime=self)
         await self._shutdown([self.storage, self.limiter, self.blobs, self.bus])
 
     async def _shutdown(self, opened: Iterable[Any]) -> None:

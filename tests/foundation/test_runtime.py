@@ -293,3 +293,31 @@ async def test_key_use_times_are_flushed_when_the_runtime_stops(tmp_path: Path) 
         assert (await rt.services.keys.get(op, key.id)).last_used_at is None  # buffered, not written per request
     async with Runtime(settings) as rt:
         assert (await rt.services.keys.get(op, key.id)).last_used_at is not None
+
+
+class Recorder:
+    def __init__(self, name: str, log: list[str], *, fail_shutdown: bool = False) -> None:
+        self.name, self.log, self.fail_shutdown = name, log, fail_shutdown
+
+    @hookimpl
+    async def trax_startup(self, runtime: Runtime) -> None:
+        self.log.append(f"start {self.name}")
+
+    @hookimpl
+    def trax_shutdown(self, runtime: Runtime) -> None:
+        self.log.append(f"stop {self.name}")
+        if self.fail_shutdown:
+            raise RuntimeError("shutdown bug")
+
+
+@pytest.mark.anyio
+async def test_shutdown_runs_every_plugin_in_reverse_start_order(tmp_path: Path) -> None:
+    log: list[str] = []
+    plugins = [Recorder("a", log, fail_shutdown=True), Recorder("b", log, fail_shutdown=True), Recorder("c", log)]
+    rt = _runtime(tmp_path, plugins)  # type: ignore[arg-type]
+    async with rt:
+        pass
+    starts = [x.split()[1] for x in log if x.startswith("start")]
+    stops = [x.split()[1] for x in log if x.startswith("stop")]
+    assert sorted(starts) == ["a", "b", "c"]
+    assert stops == starts[::-1]  # and a failing shutdown did not keep the others from running
