@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import inspect
 import logging
+import os
 from collections.abc import Iterable
 from typing import Any
 
@@ -68,7 +69,8 @@ class Runtime:
         self._build()
 
     @classmethod
-    def from_file(cls, path: str, **overrides: Any) -> Runtime:
+    def from_file(cls, path: str | os.PathLike[str], **overrides: Any) -> Runtime:
+        """A runtime for a deployment file (``overrides`` are merged into it, like extra YAML)."""
         return cls(load_settings(path, **overrides))
 
     def __repr__(self) -> str:
