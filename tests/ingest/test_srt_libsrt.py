@@ -166,3 +166,29 @@ async def test_a_trusted_issuers_new_key_is_fetched_for_the_retry(lib: libsrt.Li
     finally:
         server.shutdown()
         server.server_close()
+
+
+@pytest.mark.anyio
+async def test_a_refusal_flood_is_logged_at_a_bounded_rate(
+    lib: libsrt.LibSrt, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import logging
+
+    from tests.ingest.srt_support import srt_env
+    from trax.ingest.srt import listener
+
+    caplog.set_level(logging.WARNING, logger="trax.ingest.srt.listener")
+    async with srt_env(tmp_path) as env:
+        streamid = f"publish:{env.path}:trax:not-a-token".encode()
+
+        def flood() -> list[tuple[bool, int]]:
+            return [_caller(lib, env.port, streamid) for _ in range(60)]
+
+        results = await asyncio.to_thread(flood)
+        assert results == [(False, libsrt.REJX_UNAUTHORIZED)] * 60  # every caller is still refused
+        assert env.transport.refused[libsrt.REJX_UNAUTHORIZED] == 60
+        await asyncio.sleep(0)  # let the loop write what was scheduled
+        lines = [r for r in caplog.records if "refused (1401)" in r.getMessage()]
+        seconds = {int(r.created) for r in lines}
+        # at most the cap per second of the flood (a loaded machine may spread it over a few seconds)
+        assert len(lines) <= listener._REFUSAL_LOGS_PER_SECOND * (len(seconds) + 1) < 60

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import functools
 import hashlib
 import ipaddress
 import logging
@@ -54,6 +55,7 @@ AUDIENCES = ("ingest",)
 """SRT accepts tokens for the ``trax-ingest`` audience (ingest.md)."""
 _BAD_KEY_CACHE = 4096
 _BAD_KEY_SECONDS = 300.0
+_REFUSAL_LOGS_PER_SECOND = 10
 
 
 class SrtTransport:
@@ -75,6 +77,7 @@ class SrtTransport:
         self._lock = threading.Lock()
         self._bad_keys: dict[bytes, float] = {}
         self._background: set[asyncio.Task[Any]] = set()
+        self._log_second, self._log_count, self._log_suppressed = 0, 0, 0
         self.refused: dict[int, int] = {}
         """Rejections during the handshake, by SRT rejection reason."""
 
@@ -159,12 +162,27 @@ class SrtTransport:
         lib = self._require_lib()
         lib.set_reject_reason(sock, code)
         self.refused[code] = self.refused.get(code, 0) + 1
-        # the log write happens on the loop: a slow log sink must not stall libsrt's receive thread
-        args = ("SRT caller %s refused (%d): %s", peer or "?", code, message)
-        loop = self._loop
-        if loop is not None and not loop.is_closed():
-            loop.call_soon_threadsafe(log.warning, *args)
+        self._log_refusal("SRT caller %s refused (%d): %s", peer or "?", code, message)
         return -1
+
+    def _log_refusal(self, fmt: str, *args: object) -> None:
+        """Log from the loop (a slow log sink must not stall libsrt's receive thread), at most
+        ``_REFUSAL_LOGS_PER_SECOND`` lines a second: a caller hammering the port must not flood the log."""
+        loop = self._loop
+        if loop is None or loop.is_closed():
+            return
+        second = int(time.monotonic())
+        if second != self._log_second:
+            if self._log_suppressed:
+                loop.call_soon_threadsafe(
+                    log.warning, "SRT: %d more refusals in an earlier second were not logged", self._log_suppressed
+                )
+            self._log_second, self._log_count, self._log_suppressed = second, 0, 0
+        self._log_count += 1
+        if self._log_count > _REFUSAL_LOGS_PER_SECOND:
+            self._log_suppressed += 1
+            return
+        loop.call_soon_threadsafe(functools.partial(log.warning, fmt, *args))
 
     def _on_handshake(self, sock: int, hs_version: int, peer: str | None, raw: bytes | None) -> int:
         if self._stop.is_set():
