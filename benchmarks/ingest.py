@@ -125,13 +125,16 @@ SRT_FEED = {"size": "1920x1080", "rate": 30, "bitrate": "20M"}
 SRT_WARMUP_SECONDS = 3.0
 
 
-def srt_feed(seconds: int, cache: Path) -> Path:
-    """The 1080p 20 Mbps H.264 + AAC MPEG-TS test feed (encoded once per length, then reused)."""
-    out = cache / f"srt-feed-1080p-20M-{seconds}s.ts"
+def srt_feed(seconds: int, cache: Path, spec: dict[str, object] | None = None) -> Path:
+    """An H.264 + AAC MPEG-TS test feed (default: 1080p 20 Mbps), encoded once per spec and length."""
+    spec = spec or SRT_FEED
+    rate, size, br = spec["rate"], spec["size"], spec["bitrate"]
+    height = str(size).split("x")[1]
+    out = cache / f"srt-feed-{height}p-{br}-{seconds}s.ts"
     if out.exists():
         return out
     need("ffmpeg")
-    rate, size, br = SRT_FEED["rate"], SRT_FEED["size"], SRT_FEED["bitrate"]
+    muxrate = f"{int(str(br).rstrip('M')) * 11 // 10}M"
     # noise keeps the encoder at the target rate (a plain test pattern compresses to almost nothing)
     cmd = [
         "ffmpeg", "-hide_banner", "-loglevel", "error", "-y",
@@ -139,7 +142,7 @@ def srt_feed(seconds: int, cache: Path) -> Path:
         "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={seconds}",
         "-c:v", "libx264", "-preset", "ultrafast", "-g", str(rate), "-pix_fmt", "yuv420p",
         "-b:v", br, "-maxrate", br, "-bufsize", br, "-x264-params", "nal-hrd=cbr",
-        "-c:a", "aac", "-b:a", "128k", "-muxrate", "22M", "-f", "mpegts", str(out) + ".part",
+        "-c:a", "aac", "-b:a", "128k", "-muxrate", muxrate, "-f", "mpegts", str(out) + ".part",
     ]  # fmt: skip
     print(f"encoding the {size} {br}bps feed ({seconds} s) once ...", flush=True)
     subprocess.run(cmd, check=True)
@@ -173,9 +176,18 @@ async def _srt_server(port: int) -> None:
         studio = await rt.services.studios.create(op, name="bench")
         source = await rt.services.sources.create(op, studio.id, name="feed", kind="srt")
         creds = await rt.media_tokens.mint(path=source.path, action="publish", audience="trax-ingest")
+        read = await rt.media_tokens.mint(path=source.path, action="read", audience="trax-ingest")
         frames = 0
         async with rt.hub.open_reader(source.path, max_queue=100_000) as reader:
-            print(json.dumps({"streamid": f"publish:{source.path}:trax:{creds.token}"}), flush=True)
+            print(
+                json.dumps(
+                    {
+                        "streamid": f"publish:{source.path}:trax:{creds.token}",
+                        "read_streamid": f"read:{source.path}:trax:{read.token}",
+                    }
+                ),
+                flush=True,
+            )
             tracks = await reader.tracks()
             video = next(t.index for t in tracks if t.kind == "video")
             with contextlib.suppress(StopAsyncIteration):
@@ -531,10 +543,87 @@ def rtmp_capacity(args: argparse.Namespace, cache: Path) -> None:
     print(f" (load average {os.getloadavg()[0]:.1f})")
 
 
+SRT_READERS_FEED = {"size": "1280x720", "rate": 30, "bitrate": "4M"}
+
+
+def _srt_push_once(feed: Path, seconds: int, readers: int, work: Path) -> tuple[float, float, int, list[int]]:
+    """One trax server, ``readers`` ffmpeg SRT players, one push.
+
+    Returns (server CPU % in steady state, RSS MiB, frames the hub saw, frames each player decoded).
+    """
+    port = free_udp_port()
+    server = subprocess.Popen(
+        [sys.executable, __file__, "_srt-server", str(port)],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
+    )  # fmt: skip
+    players: list[subprocess.Popen[bytes]] = []
+    outs = [work / f"player-{readers}-{i}.ts" for i in range(readers)]
+    push: subprocess.Popen[bytes] | None = None
+    try:
+        assert server.stdout is not None and server.stdin is not None
+        ids = json.loads(server.stdout.readline())
+        for out in outs:  # they connect first and wait for the publisher, so they see the whole feed
+            url = f"srt://127.0.0.1:{port}?streamid={ids['read_streamid']}"
+            players.append(subprocess.Popen(
+                ["ffmpeg", "-hide_banner", "-loglevel", "error", "-nostdin", "-y", "-i", url, "-c", "copy",
+                 "-f", "mpegts", str(out)],
+                stderr=subprocess.DEVNULL,  # each prints an I/O error when the stream ends; frames are counted
+            ))  # fmt: skip
+        time.sleep(1.0 + 0.1 * readers)
+        clock = CpuClock([server.pid])
+        clock.mark()
+        push = subprocess.Popen(srt_push_cmd(feed, f"srt://127.0.0.1:{port}?streamid={ids['streamid']}&linger=2"))
+        time.sleep(min(SRT_WARMUP_SECONDS, seconds / 4))
+        clock.mark()
+        push.wait(timeout=seconds * 3 + 30)
+        clock.mark()
+        rss = memory_kib(server.pid)[0] / 1024
+        hub_frames = json.loads(server.stdout.readline())["frames"]
+        for p in players:
+            p.wait(timeout=30)
+    finally:
+        for p in [*players, *([push] if push else [])]:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        if server.stdin is not None:
+            server.stdin.close()
+        try:
+            server.wait(15)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    return clock.percent(server.pid, 1, 2), rss, hub_frames, [video_frames(o) for o in outs]
+
+
+def run_srt_readers(args: argparse.Namespace) -> None:
+    """One 720p 4 Mbps SRT publisher read by N ffmpeg SRT players (remux only): server CPU per player."""
+    need("ffmpeg")
+    cache = Path(args.cache)
+    cache.mkdir(parents=True, exist_ok=True)
+    feed = srt_feed(args.seconds, cache, SRT_READERS_FEED)
+    sent = video_frames(feed)
+    work = Path(
+        tempfile.mkdtemp(prefix="trax-bench-srt-readers-", dir="/dev/shm" if Path("/dev/shm").is_dir() else None)
+    )
+    try:
+        base_cpu, base_rss, base_frames, _ = _srt_push_once(feed, args.seconds, 0, work)
+        cpu, rss, frames, played = _srt_push_once(feed, args.seconds, args.readers, work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    size, br = SRT_READERS_FEED["size"], SRT_READERS_FEED["bitrate"]
+    print(f"\nSRT readers: {size} {br}bps, {args.seconds} s, {sent} video frames sent (load {os.getloadavg()[0]:.1f})")
+    print(f"publisher only:    server CPU {base_cpu:5.2f} %  RSS {base_rss:6.1f} MiB  hub frames {base_frames}")
+    print(f"+ {args.readers:2d} SRT players: server CPU {cpu:5.2f} %  RSS {rss:6.1f} MiB  hub frames {frames}")
+    per = (cpu - base_cpu) / max(args.readers, 1)
+    print(f"per player: {per:.2f} % CPU, {(rss - base_rss) / max(args.readers, 1):.2f} MiB")
+    print(f"frames decoded by the players: min {min(played)} / max {max(played)} of {sent}")
+
+
 # --- entry point ------------------------------------------------------------------------
 
 BENCHMARKS: dict[str, Callable[[argparse.Namespace], None]] = {
     "srt": run_srt,
+    "srt-readers": run_srt_readers,
     "rtmp": run_rtmp,
 }
 
@@ -550,6 +639,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("which", nargs="*", help=f"benchmarks to run: {', '.join(BENCHMARKS)} (default: all)")
     parser.add_argument("--seconds", type=int, default=20, help="length of each pushed feed")
+    parser.add_argument("--readers", type=int, default=10, help="SRT players of one publisher (srt-readers)")
     parser.add_argument("--rtmp-min-publishers", type=int, default=1, help="first round of the RTMP capacity run")
     parser.add_argument("--rtmp-max-publishers", type=int, default=64, help="upper bound of the RTMP capacity run")
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "trax-bench"), help="feed cache")
