@@ -157,3 +157,15 @@ async def test_patch_is_partial_and_null_clears(api: Api) -> None:
     body = d.json()
     assert body["rtmpUrl"] == "rtmp://h.example/app" and body["streamKeyHint"] == "9876"
     assert "sekrit" not in d.text and "pw@" not in d.text
+
+
+async def test_announced_size_over_cap_is_400(make_api: Any) -> None:
+    async with make_api(media={"max_upload_bytes": 100}) as api:
+        t = await api.tenant("acme")
+        h = t.auth(await api.key(t, ["media:write"]))
+        body = {"name": "big", "contentType": "video/mp4", "sizeBytes": 101}
+        r = await api.client.post("/v1/media/uploads", headers=h, json=body)
+        assert r.status_code == 400 and r.json()["error"]["param"] == "sizeBytes"
+        assert (
+            await api.client.post("/v1/media/uploads", headers=h, json={**body, "sizeBytes": 100})
+        ).status_code == 201

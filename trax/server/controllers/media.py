@@ -9,7 +9,7 @@ from urllib.parse import quote
 from litestar import Controller, Request, Response, delete, get, post, put
 from litestar.params import FromPath, JSONBody, QueryParameter
 
-from trax.domain.errors import Unauthorized
+from trax.domain.errors import InvalidRequest, Unauthorized
 from trax.server.routes import Actor, Cursor, Limit, Rt, Svc, created, route
 from trax.server.wire import MediaAssetOut, MediaAssetPage, UploadCreate, UploadOut, asset_out, upload_out
 
@@ -61,6 +61,10 @@ class MediaController(Controller):
         request: Request[Any, Any, Any],
         data: JSONBody[UploadCreate],
     ) -> Response[UploadOut]:
+        cap = rt.settings.media.max_upload_bytes
+        if data.size_bytes > cap:
+            # a field over its documented maximum is a validation error; 413 is for bodies actually sent
+            raise InvalidRequest(f"sizeBytes exceeds the limit of {cap} bytes.", param="sizeBytes")
         upload, asset, token = await svc.media.initiate_upload(
             actor, name=data.name, content_type=data.content_type, size_bytes=data.size_bytes, sha256=data.sha256
         )
