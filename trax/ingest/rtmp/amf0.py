@@ -104,7 +104,7 @@ def _read_value(r: _Reader, depth: int) -> Any:
     raise AmfError(f"unsupported AMF0 marker 0x{marker:02x}")
 
 
-def decode_all(data: bytes) -> list[Any]:
+def decode_all(data: bytes | bytearray) -> list[Any]:
     """Every value in ``data`` (a command message body)."""
     r = _Reader(bytes(data))
     values: list[Any] = []

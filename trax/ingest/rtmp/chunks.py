@@ -210,8 +210,8 @@ class ChunkReader:
             self._continuations(cs, csid, end)
         if len(cs.buffer) < length:
             return None
-        payload = bytes(cs.buffer)
-        self._pending -= len(cs.buffer)
+        payload = cs.buffer  # handed over, not copied: the stream starts a fresh buffer
+        self._pending -= len(payload)
         cs.buffer = bytearray()
         return Message(type_id, stream_id, cs.timestamp, payload)
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from fractions import Fraction
 from typing import Any, Literal
 
-from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, Packet, Track, annexb, iter_annexb_nals
+from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, Packet, Track, iter_annexb_nals
 
 FLV_TIME_BASE = Fraction(1, 1000)
 
@@ -88,7 +88,18 @@ def parse_hevc_config(record: bytes) -> tuple[int, list[bytes]]:
     return length_size, nals
 
 
-def iter_length_prefixed(data: bytes, length_size: int) -> Iterator[bytes]:
+START_CODE = b"\x00\x00\x00\x01"
+
+
+def to_annexb(nals: list[bytes] | list[memoryview] | list[bytes | memoryview]) -> bytes:
+    """Annex B from NAL units (bytes or views) with a single copy."""
+    parts: list[bytes | memoryview] = []
+    for nal in nals:
+        parts += (START_CODE, nal)
+    return b"".join(parts)
+
+
+def iter_length_prefixed(data: bytes | memoryview, length_size: int) -> Iterator[memoryview | bytes]:
     pos = 0
     n = len(data)
     while pos + length_size <= n:
@@ -126,7 +137,7 @@ def parse_audio_specific_config(asc: bytes) -> tuple[int | None, int | None]:
 class _Pending:
     type_id: int
     timestamp: int
-    payload: bytes
+    payload: bytes | bytearray
 
 
 @dataclass
@@ -166,7 +177,7 @@ class FlvIngest:
     def tracks(self) -> list[Track] | None:
         return self._tracks
 
-    def push(self, type_id: int, timestamp: int, payload: bytes) -> list[Packet]:
+    def push(self, type_id: int, timestamp: int, payload: bytes | bytearray) -> list[Packet]:
         """Packets ready for the hub (none while the track list is still being learned)."""
         if self._tracks is not None:
             return self._convert(type_id, timestamp, payload)
@@ -210,23 +221,23 @@ class FlvIngest:
             return True  # a track announced (or assumed) but never configured: go with what there is
         return len(self._held) >= self.max_held
 
-    def _learn(self, type_id: int, payload: bytes) -> None:
+    def _learn(self, type_id: int, payload: bytes | bytearray) -> None:
         if type_id == 9 and len(payload) >= 5 and payload[0] & EX_HEADER:
             if payload[0] & 0x0F == EX_SEQUENCE_START and payload[1:5] == FOURCC_HEVC:
-                self._hvc = parse_hevc_config(payload[5:])
+                self._hvc = parse_hevc_config(bytes(payload[5:]))
         elif type_id == 9 and len(payload) >= 5 and payload[0] & 0x0F == VIDEO_CODEC_AVC and payload[1] == 0:
-            self._avc = parse_avc_config(payload[5:])
+            self._avc = parse_avc_config(bytes(payload[5:]))
         elif type_id == 8 and len(payload) >= 2 and payload[0] >> 4 == AUDIO_FORMAT_AAC and payload[1] == 0:
             self._asc = bytes(payload[2:])
 
-    def _convert(self, type_id: int, timestamp: int, payload: bytes) -> list[Packet]:
+    def _convert(self, type_id: int, timestamp: int, payload: bytes | bytearray) -> list[Packet]:
         if type_id == 9:
             return self._video(timestamp, payload)
         if type_id == 8:
             return self._audio(timestamp, payload)
         return []
 
-    def _video(self, timestamp: int, payload: bytes) -> list[Packet]:
+    def _video(self, timestamp: int, payload: bytes | bytearray) -> list[Packet]:
         if not payload:
             return []
         if payload[0] & EX_HEADER:
@@ -238,7 +249,7 @@ class FlvIngest:
             raise FlvError("short AVC tag")
         kind = payload[1]
         if kind == 0:
-            self._avc = parse_avc_config(payload[5:])
+            self._avc = parse_avc_config(bytes(payload[5:]))
             return []
         if kind != 1 or self._video_index is None or self._avc is None:
             return []
@@ -246,26 +257,26 @@ class FlvIngest:
         if cts & 0x800000:
             cts -= 0x1000000
         length_size, sps, pps = self._avc
-        nals = list(iter_length_prefixed(payload[5:], length_size))
+        nals = list(iter_length_prefixed(memoryview(payload)[5:], length_size))  # views: one copy, in annexb()
         if not nals:
             return []
         # NAL types straight from the length prefixes: no start-code scan of the frame (this is the hot path)
         types = [n[0] & 0x1F for n in nals]
         idr = H264_IDR in types
         if H264_SPS in types and H264_PPS in types:  # in-band parameter sets replace the announced ones
-            self._avc = (length_size, [nals[types.index(H264_SPS)]], [nals[types.index(H264_PPS)]])
+            self._avc = (length_size, [bytes(nals[types.index(H264_SPS)])], [bytes(nals[types.index(H264_PPS)])])
         elif idr and sps and pps:
             nals = [sps[0], pps[0], *(n for n, t in zip(nals, types, strict=True) if t not in (H264_SPS, H264_PPS))]
         keyframe = idr or (payload[0] >> 4) == 1
-        return [Packet(self._video_index, annexb(nals), timestamp + cts, timestamp, keyframe)]
+        return [Packet(self._video_index, to_annexb(nals), timestamp + cts, timestamp, keyframe)]
 
-    def _enhanced_video(self, timestamp: int, payload: bytes) -> list[Packet]:
+    def _enhanced_video(self, timestamp: int, payload: bytes | bytearray) -> list[Packet]:
         if len(payload) < 5 or payload[1:5] != FOURCC_HEVC:
             self.ignored.add(f"enhanced-rtmp video {bytes(payload[1:5])!r}")
             return []
         packet_type, frame_type = payload[0] & 0x0F, (payload[0] >> 4) & 0x07
         if packet_type == EX_SEQUENCE_START:
-            self._hvc = parse_hevc_config(payload[5:])
+            self._hvc = parse_hevc_config(bytes(payload[5:]))
             return []
         if packet_type == EX_CODED_FRAMES:
             if len(payload) < 8:
@@ -280,16 +291,16 @@ class FlvIngest:
         if self._video_index is None or self._hvc is None or frame_type == 5:
             return []
         length_size, params = self._hvc
-        nals = list(iter_length_prefixed(body, length_size))
+        nals = list(iter_length_prefixed(memoryview(body), length_size))
         if not nals:
             return []
         types = [(n[0] >> 1) & 0x3F for n in nals]
         keyframe = any(t in HEVC_IRAP for t in types) or frame_type == 1
         if keyframe and not {HEVC_VPS, HEVC_SPS, HEVC_PPS} <= set(types):
             nals = [*params, *nals]  # the canonical form: parameter sets before every keyframe
-        return [Packet(self._video_index, annexb(nals), timestamp + cts, timestamp, keyframe)]
+        return [Packet(self._video_index, to_annexb(nals), timestamp + cts, timestamp, keyframe)]
 
-    def _audio(self, timestamp: int, payload: bytes) -> list[Packet]:
+    def _audio(self, timestamp: int, payload: bytes | bytearray) -> list[Packet]:
         if len(payload) < 2:
             return []
         if payload[0] >> 4 != AUDIO_FORMAT_AAC:
@@ -299,7 +310,7 @@ class FlvIngest:
             return []  # a repeated sequence header; the track's extradata already holds the first
         if self._audio_index is None:
             return []
-        return [Packet(self._audio_index, bytes(payload[2:]), timestamp, timestamp, True)]
+        return [Packet(self._audio_index, bytes(memoryview(payload)[2:]), timestamp, timestamp, True)]
 
 
 # --- writing (playback) ----------------------------------------------------------

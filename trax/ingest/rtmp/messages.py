@@ -44,7 +44,7 @@ class Message:
     type_id: int
     stream_id: int
     timestamp: int
-    payload: bytes
+    payload: bytes | bytearray
 
 
 def set_chunk_size(size: int) -> Message:

@@ -356,7 +356,7 @@ class RtmpSession:
                 self._media(tag_type, msg.timestamp + ts - base, data[pos + 11 : body_end], msg.stream_id)
             pos = body_end + 4
 
-    def _media(self, type_id: int, timestamp: int, payload: bytes, stream_id: int) -> None:
+    def _media(self, type_id: int, timestamp: int, payload: bytes | bytearray, stream_id: int) -> None:
         pub = self.publishing
         if pub is None or stream_id != pub.stream_id:
             return
@@ -501,7 +501,7 @@ class _Opening:
     closed = False
 
     def __init__(self) -> None:
-        self.held: list[tuple[int, int, bytes]] = []
+        self.held: list[tuple[int, int, bytes | bytearray]] = []
 
     def send(self, packet: Packet) -> None:  # pragma: no cover - never called; see _media
         raise AssertionError
