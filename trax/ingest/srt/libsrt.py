@@ -245,6 +245,7 @@ class LibSrt:
         c.srt_setloglevel.argtypes = [ctypes.c_int]
         c.srt_setloghandler.argtypes = [ctypes.c_void_p, _LOG_FN]
         c.srt_bstats.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_int]
+        c.srt_getsndbuffer.argtypes = [ctypes.c_int, ctypes.POINTER(ctypes.c_size_t), ctypes.POINTER(ctypes.c_size_t)]
 
     @property
     def version(self) -> str:
@@ -389,6 +390,13 @@ class LibSrt:
                 return 0
             raise err
         return n
+
+    def unacknowledged(self, sock: int) -> int:
+        """Bytes sent on ``sock`` that the peer has not acknowledged yet."""
+        blocks = ctypes.c_size_t(0)
+        size = ctypes.c_size_t(0)
+        self._check(self._c.srt_getsndbuffer(sock, ctypes.byref(blocks), ctypes.byref(size)), "srt_getsndbuffer")
+        return int(size.value)
 
     def set_reject_reason(self, sock: int, reason: int) -> None:
         self._c.srt_setrejectreason(sock, reason)
