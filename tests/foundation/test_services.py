@@ -389,8 +389,9 @@ async def test_upload_initiation_is_validated(runtime: Runtime, operator: Princi
         args: dict[str, Any] = {"name": "a", "content_type": "video/mp4", "size_bytes": 3, **case}
         with pytest.raises(InvalidRequest):
             await m.initiate_upload(operator, **args)
-    with pytest.raises(PayloadTooLarge):
+    with pytest.raises(InvalidRequest) as err:  # over the deployment's cap: a failed constraint, not a 413
         await m.initiate_upload(operator, name="a", content_type="video/mp4", size_bytes=10**15)
+    assert err.value.param == "sizeBytes"
 
 
 # --- keys ----------------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import timedelta
 
-from trax.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, Unauthorized
+from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from trax.domain.media import AssetStatus, MediaAsset, Upload
 from trax.domain.pages import Page
 from trax.interfaces import Delete, Insert, Update
@@ -71,7 +71,8 @@ class MediaService:
         if isinstance(size_bytes, bool) or not isinstance(size_bytes, int) or size_bytes < 1:
             raise InvalidRequest("sizeBytes must be a positive integer.", param="sizeBytes")
         if size_bytes > policy.max_upload_bytes:
-            raise PayloadTooLarge(f"sizeBytes exceeds the limit of {policy.max_upload_bytes} bytes.")
+            # a field over its limit is a failed constraint (400); 413 is for bytes actually sent
+            raise InvalidRequest(f"sizeBytes exceeds the limit of {policy.max_upload_bytes} bytes.", param="sizeBytes")
         if sha256 is not None and not (isinstance(sha256, str) and _SHA256.match(sha256)):
             raise InvalidRequest("sha256 must be 64 lowercase hex characters.", param="sha256")
         now = self._d.now()
