@@ -39,3 +39,24 @@ def test_serve_runs_rtmp_and_env_overrides_the_port(tmp_path: Path) -> None:
         assert minted["token"] not in server.log()  # credentials never reach the log
     finally:
         server.stop()
+
+
+@pytest.mark.parametrize(
+    ("rtmps", "message"),
+    [
+        ({"enabled": True}, "certfile and keyfile"),
+        ({"enabled": True, "certfile": "/nonexistent.pem", "keyfile": "/nonexistent.key"}, "cannot load"),
+        ({"enabled": True, "port": 99999}, "port"),
+        ({"enabled": True, "max_chunk_size": 1}, "max_chunk_size"),
+    ],
+)
+def test_bad_rtmps_options_fail_at_start_up_with_the_field(
+    tmp_path: Path, rtmps: dict[str, object], message: str
+) -> None:
+    from tests.conftest import memory_settings
+    from trax.runtime import Runtime
+    from trax.settings import ConfigError
+
+    with pytest.raises(ConfigError, match=message) as info:
+        Runtime(memory_settings(tmp_path, ingest={"rtmps": rtmps}))  # type: ignore[arg-type]
+    assert "rtmps" in str(info.value)

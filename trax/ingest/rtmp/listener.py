@@ -11,6 +11,7 @@ from typing import Any
 from trax.ingest.rtmp.auth import AdobeChallenges
 from trax.ingest.rtmp.options import RtmpOptions
 from trax.ingest.rtmp.session import MediaEnv, RtmpSession
+from trax.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +34,12 @@ class RtmpListener:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._challenges = AdobeChallenges(env.deps.server_key)
-        self._ssl = (
-            tls_context(str(options.certfile), str(options.keyfile)) if options.certfile and options.keyfile else None
-        )
+        self._ssl: ssl.SSLContext | None = None
+        if options.certfile is not None and options.keyfile is not None:
+            try:
+                self._ssl = tls_context(str(options.certfile), str(options.keyfile))
+            except (OSError, ssl.SSLError) as exc:  # a deployment mistake: say which, at start-up
+                raise ConfigError(f"ingest.{name}: cannot load certfile/keyfile: {exc}") from None
 
     def __repr__(self) -> str:
         return f"<RtmpListener {self.name} {self.host}:{self.port} sessions={len(self._sessions)}>"
