@@ -32,7 +32,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 async def test_ffmpeg_publishes_and_reads_over_srt(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     require_srt()
     caplog.set_level(logging.INFO, logger="trax.ingest.srt.listener")
-    async with srt_env(tmp_path) as env:
+    async with srt_env(tmp_path, latency_ms=400) as env:  # room for a loaded machine's stalls
         pub_token = await env.token("publish")
         read_token = await env.token("read")
         out = tmp_path / "read.ts"
@@ -61,6 +61,8 @@ async def test_ffmpeg_publishes_and_reads_over_srt(tmp_path: Path, caplog: pytes
         played = decoded_file_frames(out)
         assert played.get("video", 0) >= 0.95 * FRAMES, (played, prc, perr)
         assert played.get("audio", 0) >= 0.95 * AUDIO_FRAMES, played
+        # the tail too: closing right after the last send used to cut the player's last ~100 ms
+        assert played["video"] >= received["video"] - 1 and played["audio"] >= received["audio"] - 2, (played, received)
 
         for _ in range(100):
             if env.statuses()[-1:] == ["idle"]:
