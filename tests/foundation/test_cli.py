@@ -216,3 +216,20 @@ def test_loopback_platform_commands(cli: Cli) -> None:
     )
     assert bad.returncode == 1 and "not_found" in bad.stderr
     _no_traceback(bad)
+
+
+def test_serve_refuses_a_bad_file_and_a_busy_port_without_traceback(cli: Cli) -> None:
+    import socket
+
+    (cli.tmp / "bad.yaml").write_text("servr: {}\n")
+    bad = cli.run("serve", str(cli.tmp / "bad.yaml"), config=False)
+    assert bad.returncode == 1 and "servr: unknown key" in bad.stderr
+    _no_traceback(bad)
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        cli.config["server"]["port"] = holder.getsockname()[1]
+        cli.path.write_text(yaml.safe_dump(cli.config))
+        busy = cli.run("serve", str(cli.path), config=False)
+    assert busy.returncode != 0 and "address already in use" in busy.stderr
+    _no_traceback(busy)
