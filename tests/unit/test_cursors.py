@@ -220,3 +220,60 @@ def test_cursor_from_another_list_is_refused_by_the_services(kind: str, tmp_path
             await storage.close()
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite"])
+def test_walks_racing_real_writer_tasks(kind: str, tmp_path: Path) -> None:
+    """Readers page while writer tasks create and delete through the services at the same time."""
+    import random
+
+    async def run() -> None:
+        storage = make_storage(kind, tmp_path)
+        await storage.open()
+        try:
+            svc = make_services(storage)
+            actor = Principal.operator((await svc.accounts.create("race")).id)
+            studio = (await svc.studios.create(actor, name="S")).id
+            initial = [(await svc.sources.create(actor, studio, name=f"s{i}", kind="srt")).id for i in range(60)]
+            deleted: set[str] = set()
+            done = asyncio.Event()
+            rng = random.Random(7)
+
+            async def writer() -> None:
+                pool = list(initial)
+                for n in range(120):
+                    if rng.random() < 0.5 and pool:
+                        victim = pool.pop(rng.randrange(len(pool)))
+                        deleted.add(victim)
+                        await svc.sources.delete(actor, studio, victim)
+                    else:
+                        pool.append((await svc.sources.create(actor, studio, name=f"n{n}", kind="rtmp")).id)
+                    await asyncio.sleep(0)
+                done.set()
+
+            async def reader(limit: int) -> list[list[str]]:
+                walks = []
+                while not done.is_set():
+                    seen: list[str] = []
+                    cursor = None
+                    while True:
+                        page = await svc.sources.list(actor, studio, limit=limit, cursor=cursor)
+                        seen += [s.id for s in page.data]
+                        await asyncio.sleep(0)
+                        if not page.next_cursor:
+                            break
+                        cursor = page.next_cursor
+                    walks.append(seen)
+                return walks
+
+            results = await asyncio.gather(writer(), reader(3), reader(7))
+            walks = results[1] + results[2]
+            assert walks
+            for seen in walks:
+                assert seen == sorted(seen) and len(seen) == len(set(seen))
+                stable = set(initial) - deleted  # existed for every walk
+                assert stable <= set(seen)
+        finally:
+            await storage.close()
+
+    asyncio.run(asyncio.wait_for(run(), timeout=120))
