@@ -13,7 +13,9 @@ import pytest
 
 from tests.ingest.srt_support import (
     AUDIO_FRAMES,
+    FPS,
     FRAMES,
+    SECONDS,
     collect,
     decoded_file_frames,
     decoded_frames,
@@ -220,3 +222,35 @@ async def _studio(env: object) -> str:
     rt = env.runtime  # type: ignore[attr-defined]
     src = await rt.services.sources.by_path(env.path)  # type: ignore[attr-defined]
     return str(src.studio_id)
+
+
+async def test_hevc_and_opus_over_srt(tmp_path: Path) -> None:
+    """ingest.md: SRT carries H.264/H.265 + AAC/Opus. ffmpeg publishes HEVC + Opus; a player reads it back."""
+    ffmpeg = require_srt()
+    async with srt_env(tmp_path, latency_ms=400) as env:
+        token, read_token = await env.token("publish"), await env.token("read")
+        out = tmp_path / "hevc.ts"
+        hub_side = asyncio.create_task(collect(env))
+        player = asyncio.create_task(run(read_cmd(env.url(f"read:{env.path}:trax:{read_token}"), out), limit=40))
+        for _ in range(100):
+            if env.transport.connections:
+                break
+            await asyncio.sleep(0.05)
+        cmd = [
+            ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", "-re",
+            "-f", "lavfi", "-i", f"testsrc=size=320x240:rate={FPS}:duration={SECONDS}",
+            "-f", "lavfi", "-i", f"sine=frequency=440:sample_rate=48000:duration={SECONDS}",
+            "-c:v", "libx265", "-preset", "ultrafast", "-tune", "zerolatency", "-g", str(FPS), "-pix_fmt", "yuv420p",
+            "-x265-params", "log-level=error", "-c:a", "libopus", "-b:a", "64k",
+            "-f", "mpegts", env.url(f"publish:{env.path}:trax:{token}", linger="2"),
+        ]  # fmt: skip
+        rc, err = await run(cmd, limit=40)
+        assert rc == 0, err
+        tracks, packets = await asyncio.wait_for(hub_side, 20)
+        assert [(t.kind, t.codec) for t in tracks] == [("video", "hevc"), ("audio", "opus")]
+        received = decoded_frames(tracks, packets)
+        assert received.get("video", 0) >= 0.95 * FRAMES, received
+        assert received.get("audio", 0) >= 0.95 * SECONDS * 50, received  # 20 ms Opus frames
+        await asyncio.wait_for(player, 30)
+        played = decoded_file_frames(out)
+        assert played.get("video", 0) >= 0.95 * FRAMES and played.get("audio", 0) >= 0.95 * SECONDS * 50, played

@@ -94,17 +94,19 @@ def test_demux_gives_canonical_packets_and_mux_restores_a_playable_stream() -> N
     assert _decode(out.getvalue()) == _decode(feed)
 
 
-def test_opus_goes_into_ts_and_vp8_is_left_out() -> None:
+@pytest.mark.parametrize("channels", [1, 2])
+def test_opus_goes_into_ts_and_vp8_is_left_out(channels: int) -> None:
+    layout = "mono" if channels == 1 else "stereo"
     enc = av.CodecContext.create("libopus", "w")
-    enc.sample_rate, enc.layout, enc.format, enc.time_base = 48000, "stereo", "s16", Fraction(1, 48000)
+    enc.sample_rate, enc.layout, enc.format, enc.time_base = 48000, layout, "s16", Fraction(1, 48000)
     encoded = []
     for i in range(25):
-        f = av.AudioFrame.from_ndarray(np.zeros((1, 1920), dtype="int16"), format="s16", layout="stereo")
+        f = av.AudioFrame.from_ndarray(np.zeros((1, 960 * channels), dtype="int16"), format="s16", layout=layout)
         f.sample_rate, f.pts, f.time_base = 48000, i * 960, Fraction(1, 48000)
         encoded += enc.encode(f)
     tracks = [
         Track(index=0, kind="video", codec="vp8", time_base=Fraction(1, 90000), width=160, height=120),
-        Track(index=1, kind="audio", codec="opus", time_base=Fraction(1, 48000), sample_rate=48000, channels=2),
+        Track(index=1, kind="audio", codec="opus", time_base=Fraction(1, 48000), sample_rate=48000, channels=channels),
     ]
     out = io.BytesIO()
     muxer = TsMuxer(tracks, out.write)
@@ -132,3 +134,21 @@ def test_non_increasing_timestamps_are_dropped_not_fatal() -> None:
 def test_not_mpegts_is_a_demux_error(data: bytes, tmp_path: Path) -> None:
     with pytest.raises(DemuxError):
         TsDemuxer(_Source(data)).open()
+
+
+def _nal(t: int, body: bytes = b"\xaa\xbb") -> bytes:
+    return bytes([t << 1, 0x01]) + body
+
+
+def test_hevc_parameter_sets_go_back_in_front_of_irap_pictures() -> None:
+    from trax.ingest.srt.hevc import PPS, SPS, VPS, HevcParameterSets, nal_type
+
+    params = HevcParameterSets()
+    first = annexb([_nal(VPS), _nal(SPS), _nal(PPS), _nal(19, b"\x01")])  # IDR_W_RADL with its sets
+    data, key = params.canonical(first)
+    assert key and data == first
+    trailing = annexb([_nal(1, b"\x02")])  # TRAIL_R: untouched
+    assert params.canonical(trailing) == (trailing, False)
+    bare_cra = annexb([_nal(21, b"\x03")])  # CRA without sets: they are put back in front
+    data, key = params.canonical(bare_cra)
+    assert key and [nal_type(n) for n in iter_annexb_nals(data)] == [VPS, SPS, PPS, 21]

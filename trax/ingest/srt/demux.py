@@ -11,12 +11,14 @@ from collections.abc import Iterator
 from fractions import Fraction
 from typing import Any, Protocol
 
-from trax.ingest.media import H264ParameterSets, Packet, Track
+from trax.ingest.media import Codec, H264ParameterSets, Packet, Track
 from trax.ingest.srt import adts
+from trax.ingest.srt.hevc import HevcParameterSets
 
 log = logging.getLogger(__name__)
 
-SUPPORTED = {"video": ("h264", "hevc"), "audio": ("aac",)}
+SUPPORTED = {"video": ("h264", "hevc"), "audio": ("aac", "opus")}
+_CODECS: dict[str, Codec] = {"h264": "h264", "hevc": "hevc", "aac": "aac", "opus": "opus"}
 MAX_PROBE_PACKETS = 2000
 """Packets read while waiting for every kept stream's first packet (a stream that never sends one is dropped)."""
 
@@ -38,15 +40,24 @@ class _Kept:
         self.codec = codec
         self.time_base = Fraction(stream.time_base) if stream.time_base else Fraction(1, 90000)
         self.params = H264ParameterSets()
+        self.hevc = HevcParameterSets()
         self.asc: bytes | None = None
         self.sample_rate: int | None = None
         self.channels: int | None = None
+        self.opus_head: bytes | None = None
         self.next_pts: int | None = None
         self.aac_steps: dict[int, int] = {}
         self.index = -1
-        extradata = stream.codec_context.extradata if codec == "h264" else None
-        if extradata:
+        extradata = stream.codec_context.extradata
+        if extradata and codec == "h264":
             self.params.canonical(bytes(extradata))  # remember SPS/PPS the probe found
+        elif extradata and codec == "hevc":
+            self.hevc.canonical(bytes(extradata))
+        elif codec == "opus":
+            self.opus_head = bytes(extradata) if extradata else None
+            self.sample_rate = 48000  # Opus always decodes at 48 kHz (RFC 7845 5.1)
+            if self.opus_head and len(self.opus_head) > 9:
+                self.channels = self.opus_head[9]
 
 
 class TsDemuxer:
@@ -118,9 +129,9 @@ class TsDemuxer:
                 Track(
                     index=i,
                     kind="video" if kept.kind == "video" else "audio",
-                    codec="h264" if kept.codec == "h264" else "hevc" if kept.codec == "hevc" else "aac",
+                    codec=_CODECS[kept.codec],
                     time_base=kept.time_base,
-                    extradata=kept.asc,
+                    extradata=kept.asc if kept.codec == "aac" else kept.opus_head,
                     width=(cc.width or None) if kept.kind == "video" else None,
                     height=(cc.height or None) if kept.kind == "video" else None,
                     sample_rate=kept.sample_rate,
@@ -181,13 +192,22 @@ class TsDemuxer:
                 pts = dts = kept.next_pts
             kept.next_pts = pts + step
             return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=True)
+        if kept.codec == "opus":  # raw Opus packets (the demuxer strips MPEG-TS's control headers)
+            if pts is None:
+                if kept.next_pts is None:
+                    return None
+                pts = dts = kept.next_pts
+            step = raw.duration or round(Fraction(20, 1000) / kept.time_base)
+            kept.next_pts = pts + step
+            return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=True)
         if pts is None or dts is None:
             return None
         keyframe = bool(raw.is_keyframe)
-        if kept.codec == "h264" and keyframe:
-            # only keyframes need SPS/PPS in front (the parser flags IDRs); scanning every frame costs
-            data, idr = kept.params.canonical(data)
-            keyframe = idr or keyframe
+        if keyframe:
+            # only keyframes need parameter sets in front (the parser flags them); scanning every frame costs
+            params = kept.params if kept.codec == "h264" else kept.hevc
+            data, irap = params.canonical(data)
+            keyframe = irap or keyframe
         return Packet(track=kept.index, data=data, pts=pts, dts=dts, keyframe=keyframe)
 
     def close(self) -> None:

@@ -48,6 +48,11 @@ class TsMuxer:
                 continue
             if track.kind == "video":
                 stream = self._container.add_mux_stream(track.codec, width=track.width or 0, height=track.height or 0)
+            elif track.codec == "opus":
+                # MPEG-TS describes Opus by its channel count, which a stream without a codec context
+                # cannot carry; an (idle) Opus encoder context supplies it. Packets are never re-encoded.
+                layout = "mono" if track.channels == 1 else "stereo"
+                stream = self._container.add_stream("libopus", rate=48000, layout=layout)
             else:
                 stream = self._container.add_mux_stream(track.codec, rate=track.sample_rate)
             stream.time_base = track.time_base
