@@ -158,6 +158,82 @@ def run_load(url: str, headers: dict[str, str], seconds: int, connections: int) 
     return asyncio.run(_httpx_load(url, headers, seconds, connections))
 
 
+# --- in-process: raw ASGI calls, no network --------------------------------------------
+
+
+class _Collect:
+    """An ASGI ``send`` that keeps the status and body."""
+
+    def __init__(self) -> None:
+        self.status = 0
+        self.body = bytearray()
+
+    async def __call__(self, message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            self.status = message["status"]
+        elif message["type"] == "http.response.body":
+            self.body += message.get("body", b"")
+
+
+def _http_scope(path: str, query: bytes, headers: list[tuple[bytes, bytes]]) -> dict[str, Any]:
+    return {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query,
+        "root_path": "",
+        "headers": headers,
+        "client": ("127.0.0.1", 50000),
+        "server": ("127.0.0.1", 8000),
+    }
+
+
+async def _call(app: Any, scope: dict[str, Any]) -> _Collect:
+    out = _Collect()
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    await app(dict(scope), receive, out)
+    return out
+
+
+async def in_process(config_path: Path, secret: str, rounds: int, n: int) -> dict[str, Any]:
+    """µs per request through the trax app and a bare handler, alternating ``rounds`` x ``n`` calls."""
+    from litestar import Litestar, get
+
+    from trax.runtime import Runtime
+    from trax.server.app import create_app
+    from trax.settings import load_settings
+
+    headers = [(b"host", b"127.0.0.1"), (b"authorization", f"Bearer {secret}".encode())]
+    scope = _http_scope("/v1/studios", b"limit=50", headers)
+    app = create_app(Runtime(load_settings(config_path)))
+    async with app.lifespan():
+        first = await _call(app, scope)
+        assert first.status == 200, bytes(first.body)
+        data = json.loads(bytes(first.body))
+
+        @get("/v1/studios")
+        async def studios() -> dict[str, Any]:
+            return data  # type: ignore[no-any-return]
+
+        bare = Litestar([studios])
+        bare_scope = _http_scope("/v1/studios", b"limit=50", [(b"host", b"127.0.0.1")])
+        timings: dict[str, list[float]] = {"trax": [], "bare": []}
+        for _ in range(rounds):
+            for name, target, sc in (("trax", app, scope), ("bare", bare, bare_scope)):
+                t = time.perf_counter()
+                for _ in range(n):
+                    await _call(target, sc)
+                timings[name].append((time.perf_counter() - t) / n * 1e6)
+    return {name: min(v) for name, v in timings.items()}
+
+
 # --- the run -------------------------------------------------------------------------
 
 
@@ -187,6 +263,7 @@ def main() -> int:
     ap.add_argument("--connections", type=int, default=64)
     ap.add_argument("--studios", type=int, default=50)
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--in-process", action="store_true", help="raw ASGI calls instead of wrk (µs per request)")
     ap.add_argument("--bare-serve", nargs=2, metavar=("PORT", "BODY"), help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.bare_serve:
@@ -208,6 +285,10 @@ def main() -> int:
         config_path = tmp / "trax.yaml"
         config_path.write_text(yaml.safe_dump(config))
         secret = asyncio.run(seed(config_path, args.studios))
+        if args.in_process:
+            us = asyncio.run(in_process(config_path, secret, 3, 1000))
+            print(f"in-process: trax {us['trax']:.0f} µs/request, bare {us['bare']:.0f} µs/request")
+            return 0
         headers = {"Authorization": f"Bearer {secret}"}
         url = f"http://127.0.0.1:{port}/v1/studios?limit=50"
 

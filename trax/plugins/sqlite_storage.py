@@ -5,6 +5,15 @@ lookup takes tens of microseconds, less than a hop to a thread, and in WAL mode
 readers never wait for the writer. Writes go to one writer thread, so a slow
 fsync never stalls the loop, and each ``apply`` is one transaction that is
 durable once it returns (``synchronous=FULL`` by default).
+
+Reads are served from an exact cache (:class:`ReadCache`): SQLite's
+``PRAGMA data_version`` on the reader connection changes whenever any other
+connection (our writer thread, a ``trax`` CLI in another process) commits, so
+each read compares it with the version the cache was filled under and drops
+everything on a difference. A cached answer is therefore always the answer a
+fresh query would give. Cached entities are shared between callers, exactly as
+the memory backend shares its rows: nothing may mutate them (services build
+changed copies with ``dataclasses.replace``).
 """
 
 from __future__ import annotations
@@ -12,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, cast
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -70,6 +80,59 @@ class SqliteOptions(BaseModel):
     synchronous: Literal["full", "normal"] = "full"
     """``full`` survives power loss; ``normal`` survives a killed process only."""
     busy_timeout_ms: int = Field(default=5000, ge=0)
+    read_cache_entities: int = Field(default=20_000, ge=0)
+    """How many entities the exact read cache holds (a list page counts its rows); 0 turns it off."""
+
+
+_MISSING = object()
+
+
+class ReadCache:
+    """Read results valid for one ``data_version`` of the reader connection, least recently used evicted.
+
+    ``budget`` bounds the number of entities held: a single entity (or a miss)
+    weighs 1, a list weighs its length plus one.
+    """
+
+    def __init__(self, budget: int) -> None:
+        self.budget = budget
+        self.version: int | None = None
+        self._entries: OrderedDict[Hashable, tuple[Any, int]] = OrderedDict()
+        self._weight = 0
+        self.hits = self.misses = self.clears = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def validate(self, version: int) -> None:
+        """Drop everything unless ``version`` is the one the entries were read under."""
+        if version != self.version:
+            if self._entries:
+                self._entries.clear()
+                self.clears += 1
+            self._weight = 0
+            self.version = version
+
+    def get(self, key: Hashable) -> Any:
+        hit = self._entries.get(key)
+        if hit is None:
+            self.misses += 1
+            return _MISSING
+        self._entries.move_to_end(key)
+        self.hits += 1
+        return hit[0]
+
+    def put(self, key: Hashable, value: Any, weight: int) -> None:
+        if weight > self.budget:
+            return
+        old = self._entries.pop(key, None)
+        if old is not None:
+            self._weight -= old[1]
+        self._entries[key] = (value, weight)
+        self._weight += weight
+        while self._weight > self.budget:
+            _, (_, w) = self._entries.popitem(last=False)
+            self._weight -= w
 
 
 def _ts(dt: datetime) -> str:
@@ -83,6 +146,7 @@ class SqliteStorage:
         self._writer: sqlite3.Connection | None = None
         self._pool: ThreadPoolExecutor | None = None
         self._write_lock = threading.Lock()
+        self.cache = ReadCache(options.read_cache_entities) if options.read_cache_entities else None
 
     def __repr__(self) -> str:
         return f"SqliteStorage(path={str(self._opts.path)!r})"
@@ -175,13 +239,33 @@ class SqliteStorage:
         except sqlite3.Error as exc:
             raise Unavailable(f"Storage read failed: {exc.__class__.__name__}.") from None
 
+    def _cached(self, key: Hashable) -> tuple[ReadCache | None, Any]:
+        """The cache (checked against the current ``data_version``) and its entry for ``key``.
+
+        The version is read before the query that may fill the entry, so an
+        entry can only be newer than its version, never older; a commit in
+        between changes the version and the next read drops the entry.
+        """
+        cache = self.cache
+        if cache is None:
+            return None, _MISSING
+        cache.validate(self._read(lambda c: c.execute("PRAGMA data_version").fetchone()[0]))
+        return cache, cache.get(key)
+
     async def get(self, kind: type[E], account_id: str, id: str) -> E | None:
+        key = ("get", kind.KIND, account_id, id)
+        cache, hit = self._cached(key)
+        if hit is not _MISSING:
+            return cast("E | None", hit)
         row = self._read(
             lambda c: c.execute(
                 "SELECT body FROM entities WHERE kind=? AND account_id=? AND id=?", (kind.KIND, account_id, id)
             ).fetchone()
         )
-        return decode_entity(kind, row[0]) if row else None
+        entity = decode_entity(kind, row[0]) if row else None
+        if cache is not None:
+            cache.put(key, entity, 1)
+        return entity
 
     async def list(
         self,
@@ -192,6 +276,10 @@ class SqliteStorage:
         after: str | None = None,
         limit: int = 50,
     ) -> list[E]:
+        key = ("list", kind.KIND, account_id, parent_id, after, limit)
+        cache, hit = self._cached(key)
+        if hit is not _MISSING:
+            return list(hit)  # callers may change their list, never the shared one
         sql = "SELECT body FROM entities WHERE kind=? AND account_id=?"
         args: list[Any] = [kind.KIND, account_id]
         if parent_id is not None:
@@ -203,9 +291,16 @@ class SqliteStorage:
         sql += " ORDER BY id LIMIT ?"
         args.append(limit)
         rows = self._read(lambda c: c.execute(sql, args).fetchall())
-        return [decode_entity(kind, r[0]) for r in rows]
+        out = [decode_entity(kind, r[0]) for r in rows]
+        if cache is not None:
+            cache.put(key, tuple(out), len(out) + 1)
+        return out
 
     async def find_unique(self, kind: type[E], index: str, value: str) -> E | None:
+        key = ("unique", kind.KIND, index, value)
+        cache, hit = self._cached(key)
+        if hit is not _MISSING:
+            return cast("E | None", hit)
         row = self._read(
             lambda c: c.execute(
                 "SELECT e.body FROM uniques u JOIN entities e"
@@ -214,7 +309,12 @@ class SqliteStorage:
                 (index, value, kind.KIND),
             ).fetchone()
         )
-        return decode_entity(kind, row[0]) if row else None
+        if row is None:
+            return None  # not cached: guessed values (unknown API keys) would only evict real entries
+        entity = decode_entity(kind, row[0])
+        if cache is not None:
+            cache.put(key, entity, 1)
+        return entity
 
     # --- writes (writer thread) -------------------------------------------------
 

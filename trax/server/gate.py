@@ -11,18 +11,20 @@ Route ``opt`` keys (set by :func:`trax.server.routes.route_opt`):
 * ``public``: a meta route, no credential, limited per client address;
 * ``signed``: authenticated by its own signed URL, not an API key;
 * ``body``: ``"json"`` (or ``"json-optional"``) when the route takes a JSON body;
-* ``operation``: the operation id, which keys per-route costs.
+* ``operation``: the operation id, which keys per-route costs;
+* ``fast``: a :class:`~trax.server.fastpath.FastList` the gate answers plain GET queries with.
 """
 
 from __future__ import annotations
 
 from typing import Any, cast
 
-from litestar.types import ASGIApp, HTTPScope, Receive, Scope, Send
+from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
 
 from trax.domain.errors import Forbidden, RateLimited, Unauthorized, UnsupportedMediaType, WriteDisabled
 from trax.runtime import Runtime
 from trax.server.errors import RATE_KEY, request_id, retry_after_seconds
+from trax.server.fastpath import JSON_HEADERS, FastList, PageBodies
 from trax.services.principal import Principal
 
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -70,6 +72,8 @@ class Gate:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
         self.runtime: Runtime | None = None
+        # one gate per route handler (Litestar builds the stack per handler), so this is per route
+        self.pages = PageBodies()
 
     def _bind(self, runtime: Runtime) -> None:
         # the runtime comes from app state: Litestar deep-copies routers, so it cannot be a middleware kwarg
@@ -118,6 +122,19 @@ class Gate:
         if opt.get("body") and _has_body(scope) and not _is_json(scope):
             raise UnsupportedMediaType("This route takes application/json.")
         scope["user"] = principal
+        fast: FastList | None = opt.get("fast")
+        if fast is not None and method == "GET":
+            assert self.runtime is not None
+            body = await fast.body(self.runtime.services, principal, scope["query_string"], self.pages)
+            if body is not None:
+                start: HTTPResponseStartEvent = {
+                    "type": "http.response.start",
+                    "status": 200,
+                    "headers": [JSON_HEADERS, (b"content-length", str(len(body)).encode())],
+                }
+                await send(start)
+                await send({"type": "http.response.body", "body": body, "more_body": False})
+                return
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Principal:

@@ -15,6 +15,7 @@ from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 
 from trax.runtime import Runtime
+from trax.server.fastpath import FastList
 from trax.server.wire import ErrorEnvelope
 from trax.services import Principal, Services
 
@@ -62,6 +63,7 @@ def route(
     signed: bool = False,
     raw_body: bool = False,
     responses: dict[int, ResponseSpec] | None = None,
+    fast: FastList | None = None,
 ) -> dict[str, Any]:
     codes: set[int] = {429, 500}
     if not public:
@@ -82,6 +84,8 @@ def route(
         opt["signed"] = True
     if raw_body:
         opt["raw_body"] = True
+    if fast is not None:
+        opt["fast"] = fast
     return {
         "operation_id": operation,
         "summary": summary,

@@ -6,6 +6,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, JSONBody
 
+from trax.server.fastpath import FastList
 from trax.server.routes import Actor, Cursor, Limit, Svc, created, route
 from trax.server.wire import (
     StreamStatusOut,
@@ -24,11 +25,18 @@ _ALREADY = ResponseSpec(
 )
 
 
+_FAST_LIST = FastList(
+    fetch=lambda svc, actor, limit, cursor: svc.studios.list(actor, limit=limit, cursor=cursor),
+    to_wire=studio_out,
+    page=StudioPage,
+)
+
+
 class StudioController(Controller):
     path = "/studios"
     tags = ["studios"]
 
-    @get("/", **route("listStudios", "studios:read", summary="List studios"))
+    @get("/", **route("listStudios", "studios:read", summary="List studios", fast=_FAST_LIST))
     async def list_studios(self, svc: Svc, actor: Actor, limit: Limit = 50, cursor: Cursor = "") -> StudioPage:
         page = await svc.studios.list(actor, limit=limit, cursor=cursor)
         return StudioPage(data=[studio_out(s) for s in page.data], next_cursor=page.next_cursor)
