@@ -255,6 +255,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _fail(args, exc.code, exc.message)
     except KeyboardInterrupt:
         return 130
+    except BrokenPipeError:  # `trax ... | head`: the reader left; say nothing more, like other tools
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141
     except Exception as exc:  # an operator gets one line, not a traceback; TRAX_DEBUG=1 shows it
         if os.environ.get("TRAX_DEBUG") == "1":
             raise
