@@ -135,4 +135,6 @@ def create_app(runtime: Runtime, *, start_transports: bool = False) -> Litestar:
         # the strict struct plugin must precede Litestar's own, which on_app_init cannot reorder safely
         plugins=[StrictStructSchemaPlugin(), TraxApiPlugin(runtime, start_transports=start_transports)],
         type_encoders={msgspec.Struct: msgspec.to_builtins},
+        # Litestar's default logging config sets the host's root logger to INFO; trax serve configures logging
+        logging_config=None,
     )

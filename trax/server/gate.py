@@ -21,12 +21,21 @@ from typing import Any, cast
 
 from litestar.types import ASGIApp, HTTPResponseStartEvent, HTTPScope, Receive, Scope, Send
 
-from trax.domain.errors import Forbidden, RateLimited, Unauthorized, UnsupportedMediaType, WriteDisabled
+from trax.domain.errors import (
+    Forbidden,
+    RateLimited,
+    Unauthorized,
+    Unavailable,
+    UnsupportedMediaType,
+    WriteDisabled,
+)
 from trax.runtime import Runtime
 from trax.server.errors import RATE_KEY, request_id, retry_after_seconds
 from trax.server.fastpath import JSON_HEADERS, FastList, PageBodies
 from trax.services.principal import Principal
 
+LIMITER_DOWN_KEY = "trax_limiter_down"
+"""Set in the scope state when a meta route ran without its limit because the limiter was unavailable."""
 MUTATING = frozenset({"POST", "PUT", "PATCH", "DELETE"})
 KEYS_SCOPE = "keys:manage"
 
@@ -101,7 +110,15 @@ class Gate:
             return
         if opt.get("public") or opt.get("signed"):
             client = scope.get("client")
-            await self._limit(scope, f"addr:{client[0] if client else '-'}", self.meta_capacity, self.meta_refill, 1)
+            try:
+                await self._limit(
+                    scope, f"addr:{client[0] if client else '-'}", self.meta_capacity, self.meta_refill, 1
+                )
+            except Unavailable:
+                if not opt.get("public"):
+                    raise
+                # meta routes fail open: health must still report the outage in its own shape
+                scope["state"][LIMITER_DOWN_KEY] = True
             if opt.get("signed"):
                 self._write_flag(method, None)
             await self.app(scope, receive, send)

@@ -10,6 +10,7 @@ from litestar.routes import HTTPRoute
 
 from trax import __version__
 from trax.domain.errors import TraxError, Unavailable
+from trax.server.gate import LIMITER_DOWN_KEY
 from trax.server.openapi import apply_deployment, finish, to_openapi_30
 from trax.server.routes import Rt, route
 from trax.server.wire import Health
@@ -25,11 +26,17 @@ API_VERSION = "1.0.0"
         None,
         summary="Liveness and storage reachability",
         public=True,
-        responses={503: ResponseSpec(data_container=Health, description="Storage is unreachable (degraded).")},
+        responses={
+            503: ResponseSpec(
+                data_container=Health, description="Storage (or the rate limiter) is unreachable (degraded)."
+            )
+        },
     ),
 )
-async def health(rt: Rt) -> Response[Health]:
+async def health(rt: Rt, request: Request[Any, Any, Any]) -> Response[Health]:
     try:
+        if request.scope["state"].get(LIMITER_DOWN_KEY):
+            raise Unavailable("The rate limiter is unavailable.")
         await rt.storage.ping()
     except (TraxError, OSError):
         return Response(Health(status="degraded", version=__version__, api_version=API_VERSION), status_code=503)
