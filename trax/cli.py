@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from trax.domain.errors import TraxError
+from trax.redaction import scrub
 from trax.settings import ConfigError, load_settings
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
@@ -261,7 +262,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:  # an operator gets one line, not a traceback; TRAX_DEBUG=1 shows it
         if os.environ.get("TRAX_DEBUG") == "1":
             raise
-        return _fail(args, "internal_error", f"{type(exc).__name__}: {exc}")
+        return _fail(args, "internal_error", scrub(f"{type(exc).__name__}: {exc}"))
 
 
 def _fail(args: argparse.Namespace, code: str, message: str) -> int:

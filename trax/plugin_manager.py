@@ -16,6 +16,7 @@ import pluggy
 from trax import hookspecs
 from trax.plugin_api import Backend
 from trax.plugins import BUILTIN_PLUGINS
+from trax.redaction import scrub
 from trax.settings import ConfigError, Settings
 
 ENTRY_POINT_GROUP = "trax"
@@ -52,7 +53,7 @@ def make_plugin_manager(
         except Exception as exc:  # a broken installed package must not end in a traceback
             raise ConfigError(
                 f"an installed plugin (entry-point group {ENTRY_POINT_GROUP!r}) failed to load: "
-                f"{exc.__class__.__name__}: {exc}; disable it with plugins.disabled"
+                f"{scrub(f'{exc.__class__.__name__}: {exc}')}; disable it with plugins.disabled"
             ) from None
     if settings is not None:
         for modname in settings.plugins.modules:
@@ -94,7 +95,9 @@ def _load_file(path: Path) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(modname, None)
-        raise ConfigError(f"plugins.paths: {path} failed to import: {exc.__class__.__name__}: {exc}") from None
+        raise ConfigError(
+            f"plugins.paths: {path} failed to import: {scrub(f'{exc.__class__.__name__}: {exc}')}"
+        ) from None
     return module
 
 
@@ -126,7 +129,7 @@ def collect_registry(pm: pluggy.PluginManager) -> Registry:
             try:
                 result = impl.function()
             except Exception as exc:
-                why = f"{exc.__class__.__name__}: {exc}"
+                why = scrub(f"{exc.__class__.__name__}: {exc}")
                 raise ConfigError(f"plugin {plugin_name}: {hook_name} failed: {why}") from None
             if not isinstance(result, list) or not all(isinstance(b, Backend) for b in result):
                 raise ConfigError(f"plugin {plugin_name}: {hook_name} must return a list of trax.Backend")

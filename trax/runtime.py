@@ -25,6 +25,7 @@ from trax.ingest.tokens import MediaTokens
 from trax.ingest.urls import ingest_urls
 from trax.interfaces import Authenticator, BlobStore, EventBus, Platform, RateLimiter, Storage, Transport
 from trax.plugin_manager import Registry, collect_registry, make_plugin_manager
+from trax.redaction import scrub
 from trax.secrets_store import load_server_key
 from trax.services import MediaPolicy, ServiceDeps, Services
 from trax.settings import ConfigError, Settings, load_settings, validate_options
@@ -86,7 +87,7 @@ class Runtime:
         except ConfigError:
             raise
         except Exception as exc:  # a plugin's factory bug: say which backend, without a traceback
-            why = f"{exc.__class__.__name__}: {exc}"
+            why = scrub(f"{exc.__class__.__name__}: {exc}")
             raise ConfigError(f"{where}: backend {name!r} could not be built: {why}") from None
 
     def _build(self) -> None:

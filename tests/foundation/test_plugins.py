@@ -267,3 +267,21 @@ def test_describe_plugins_covers_builtins(tmp_path: Path) -> None:
     rows = {r["name"]: r for r in describe_plugins(make_plugin_manager(None, load_entry_points=False))}
     assert rows["trax.plugins.memory_storage"]["provides"] == ["storage:memory"]
     assert "trax_register_storage" in rows["trax.plugins.sqlite_storage"]["hooks"]
+
+
+class LeakyFactory:
+    @hookimpl
+    def trax_register_platforms(self) -> list[Backend[object]]:
+        def factory(options: object, runtime: object) -> object:
+            raise ValueError("cannot reach postgresql://trax:hunter2@db.internal/trax with sk_live_abcdef123")
+
+        return [Backend("leaky", factory)]
+
+
+def test_credentials_in_a_plugins_error_are_not_repeated(tmp_path: Path) -> None:
+    settings = memory_settings(tmp_path, platforms={"leaky": {}})
+    with pytest.raises(ConfigError) as err:
+        Runtime(settings, make_plugin_manager(settings, extra_plugins=[LeakyFactory()]))  # type: ignore[arg-type]
+    message = str(err.value)
+    assert "hunter2" not in message and "sk_live_abcdef123" not in message
+    assert "postgresql://***@db.internal/trax" in message  # the rest is kept for the operator
