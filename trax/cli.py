@@ -51,7 +51,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    rt = _runtime(args)
+    from trax.runtime import Runtime
+
+    rt = Runtime(load_settings(_config_path(args)), dry_run=True)  # validates and builds; writes nothing
     info = {"ok": True, "config": _config_path(args), **rt.describe()}
     lines = [f"{_config_path(args) or '(defaults)'}: OK"] + [f"  {k}: {v}" for k, v in rt.describe().items()]
     _print(args, info, "\n".join(lines))

@@ -59,8 +59,14 @@ class Runtime:
     media_tokens: MediaTokens
     hub: PathHub
 
-    def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None) -> None:
+    def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None, *, dry_run: bool = False) -> None:
+        """Build every backend the settings name (nothing is opened).
+
+        ``dry_run`` (``trax check``) also leaves the disk alone: a missing server-secret file is not
+        created, a throwaway key stands in for it. Such a runtime is for inspection, not for starting.
+        """
         self.settings = settings
+        self.dry_run = dry_run
         self.pm = pm if pm is not None else make_plugin_manager(settings)
         self.started = False
         self._tasks: list[asyncio.Task[Any]] = []
@@ -108,7 +114,7 @@ class Runtime:
         self.authenticators = [
             b.factory(validate_options(b.options, {}, f"authenticators.{b.name}"), self) for b in auths
         ]
-        server_key = load_server_key(s.security)
+        server_key = load_server_key(s.security, create=not self.dry_run)
         self.deps = ServiceDeps(
             storage=self.storage,
             bus=self.bus,
@@ -182,6 +188,8 @@ class Runtime:
         """Open every backend, run ``trax_startup``; with ``transports=True`` start ingest listeners too."""
         if self.started:
             return self
+        if self.dry_run:
+            raise RuntimeError("a dry-run runtime (trax check) cannot be started")
         opened: list[Any] = []
         try:
             for backend in (self.storage, self.limiter, self.blobs, self.bus):

@@ -11,12 +11,16 @@ from trax.settings import ConfigError, SecuritySettings
 MIN_SECRET_BYTES = 32
 
 
-def load_server_key(security: SecuritySettings) -> bytes:
+def load_server_key(security: SecuritySettings, *, create: bool = True) -> bytes:
+    """The deployment's secret. With ``create=False`` a missing key file is left missing and a
+    throwaway key is returned (for validating a deployment without touching the disk)."""
     if security.secret_key is not None:
         key = security.secret_key.get_secret_value().encode()
         if len(key) < MIN_SECRET_BYTES:
             raise ConfigError(f"security.secret_key: must be at least {MIN_SECRET_BYTES} characters")
         return key
+    if not create and not security.secret_key_file.exists():
+        return secrets.token_urlsafe(48).encode()
     return _key_file(security.secret_key_file)
 
 

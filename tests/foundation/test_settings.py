@@ -194,3 +194,22 @@ async def test_env_port_reaches_a_real_transport(tmp_path: Path, clean_env: pyte
         _, writer = await asyncio.wait_for(asyncio.open_connection("127.0.0.1", port), timeout=10)
         writer.close()
         await writer.wait_closed()
+
+
+def test_trax_check_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "trax.yaml").write_text(
+        "storage: {backend: sqlite, options: {path: var/trax.db}}\n"
+        "blobs: {backend: filesystem, options: {root: var/blobs}}\n"
+        "security: {secret_key_file: var/secret.key}\n"
+    )
+    res = _check(tmp_path, "trax.yaml")
+    assert res.returncode == 0, res.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["trax.yaml"]  # no secret, database or blob folder
+
+
+@pytest.mark.anyio
+async def test_a_dry_run_runtime_cannot_start(clean_env: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    rt = Runtime(load_settings(None, security={"secret_key_file": str(tmp_path / "k")}), dry_run=True)
+    assert not (tmp_path / "k").exists()
+    with pytest.raises(RuntimeError):
+        await rt.start()
