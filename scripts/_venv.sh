@@ -15,9 +15,15 @@ if [ ! -x "$VENV/bin/python" ]; then
   "$PY" -m venv "$VENV"
 fi
 EXTRAS="${TRAX_EXTRAS:-}"
-STAMP="$VENV/.trax-installed"
-WANT="$(cat pyproject.toml plugins/*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)$EXTRAS"
-if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$WANT" ]; then
+# One stamp per set of extras; an install with extras also serves a plain one (serve after test).
+STAMP="$VENV/.trax-installed${EXTRAS:+-${EXTRAS//,/-}}"
+WANT="$(cat pyproject.toml plugins/trax-*/pyproject.toml 2>/dev/null | sha256sum | cut -c1-16)"
+if [ -z "$EXTRAS" ]; then candidates=("$VENV"/.trax-installed*); else candidates=("$STAMP"); fi
+current=0
+for s in "${candidates[@]}"; do
+  if [ -f "$s" ] && [ "$(cat "$s")" = "$WANT" ]; then current=1; fi
+done
+if [ "$current" = 0 ]; then
   echo "installing trax${EXTRAS:+[$EXTRAS]} into $VENV" >&2
   "$VENV/bin/python" -m pip install --quiet --upgrade pip >&2
   "$VENV/bin/python" -m pip install --quiet -e ".${EXTRAS:+[$EXTRAS]}" >&2
