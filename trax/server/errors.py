@@ -20,14 +20,14 @@ from litestar.exceptions import HTTPException, ValidationException
 from litestar.types import Message, Scope
 
 from trax.domain.errors import TraxError
-from trax.domain.ids import IdGenerator
+from trax.server.requestids import RequestIds
 
 log = logging.getLogger("trax.server")
 
 _RID_OK = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 RID_KEY = "trax_request_id"
 RATE_KEY = "trax_rate"
-_ids = IdGenerator()  # stateless apart from monotonicity; sharing across apps is harmless
+_ids = RequestIds()  # a random start and a counter; sharing across apps is harmless
 _encoder = msgspec.json.Encoder()
 
 _CODES_BY_STATUS = {
@@ -64,7 +64,7 @@ def request_id(scope: Scope) -> str:
             if k == b"x-request-id":
                 incoming = v.decode("latin-1")
                 break
-        rid = incoming if incoming is not None and _RID_OK.match(incoming) else _ids.new("req")
+        rid = incoming if incoming is not None and _RID_OK.match(incoming) else _ids.new()
         state[RID_KEY] = rid
     return rid
 
