@@ -138,3 +138,21 @@ async def test_zero_turns_the_cache_off(tmp_path: Path) -> None:
         assert len([q for q in seen if q.startswith("SELECT")]) == 3 and s.cache is None
     finally:
         await s.close()
+
+
+@pytest.mark.anyio
+async def test_reopening_starts_an_empty_cache(tmp_path: Path) -> None:
+    """data_version counts per connection, so a new reader's numbers cannot vouch for old entries."""
+    s = SqliteStorage(SqliteOptions(path=tmp_path / "r.db", synchronous="normal"))
+    await s.open()
+    await s.apply([Insert(studio(1))])
+    assert await s.get(Studio, ACCT, studio(1).id) is not None
+    await s.close()
+    other = sqlite3.connect(tmp_path / "r.db", isolation_level=None)
+    other.execute("DELETE FROM entities")
+    other.close()
+    await s.open()
+    try:
+        assert await s.get(Studio, ACCT, studio(1).id) is None
+    finally:
+        await s.close()
