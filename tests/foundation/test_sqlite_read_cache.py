@@ -153,6 +153,7 @@ async def test_reopening_starts_an_empty_cache(tmp_path: Path) -> None:
     other.close()
     await s.open()
     try:
+        assert s.cache is not None and len(s.cache) == 0 and s.cache.version is None
         assert await s.get(Studio, ACCT, studio(1).id) is None
     finally:
         await s.close()
