@@ -17,6 +17,7 @@ from (:class:`PageBodies`); see docs/api.md "Read cache" for why that is exact.
 
 from __future__ import annotations
 
+import operator
 import re
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -57,9 +58,10 @@ def plain_list_query(query: bytes) -> tuple[int | None, str] | None:
 class PageBodies:
     """Encoded page bodies keyed by the identity of the rows (and the cursor) they were built from.
 
-    An entry holds its rows, so no other live object can take their ids while
-    it exists: a key match means the very same row objects, and storage rows
-    are never mutated (a change is a new object), so the body is still right.
+    A hit needs the very same row objects, compared one by one with ``is``
+    (the key, first and last row ids, only finds the candidate); an entry
+    holds its rows, so they stay alive and distinct. Storage rows are never
+    mutated (a change is a new object), so the same rows mean the same body.
     """
 
     def __init__(self, size: int = 64) -> None:
@@ -70,9 +72,10 @@ class PageBodies:
         return len(self._entries)
 
     def body(self, rows: Sequence[Any], next_cursor: str | None, build: Callable[[], msgspec.Struct]) -> bytes:
-        key = (next_cursor, *map(id, rows))
+        # a short key finds the candidate; the row-by-row identity check makes the hit exact
+        key = (next_cursor, len(rows), id(rows[0]), id(rows[-1])) if rows else (next_cursor, 0)
         hit = self._entries.get(key)
-        if hit is not None:
+        if hit is not None and all(map(operator.is_, rows, hit[0])):
             self._entries.move_to_end(key)
             return hit[1]
         body = _encoder.encode(build())
