@@ -5,6 +5,8 @@ when ``taskset`` exists; the load generator (wrk, else an httpx loader) runs
 pinned to CPU 1. The trax side is the real deployment path: SQLite storage, an
 API key looked up per request, the memory token bucket consulted per request
 (a bucket big enough never to refuse), request ids, the envelope handler.
+Rounds alternate trax, bare and a mixed trax load where every ``--write-every``-th
+request is a PATCH of one studio (invalidating every cache); medians are reported.
 
     .venv/bin/python benchmarks/api.py [--seconds 10] [--connections 64] [--json]
 """
