@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass, field
@@ -50,7 +49,8 @@ def new_secret() -> str:
 
 def hash_secret(secret: str, server_key: bytes) -> str:
     """Keyed HMAC-SHA-256: a stolen database alone cannot confirm a guessed secret."""
-    return hmac.new(server_key, secret.encode("utf-8"), hashlib.sha256).hexdigest()
+    # hmac.digest is the one-shot C path: same value as hmac.new(...).hexdigest(), half the cost per request
+    return hmac.digest(server_key, secret.encode("utf-8"), "sha256").hex()
 
 
 def looks_like_secret(value: str) -> bool:
