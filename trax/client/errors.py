@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from trax.domain.errors import (
+    ERRORS_BY_CODE,
     Conflict,
     Forbidden,
     InternalError,
@@ -84,19 +85,11 @@ def error_from_envelope(status: int, body: Any, headers: Mapping[str, str]) -> T
 _KEPT_HEADERS = {"retry-after", "allow", "x-request-id", "ratelimit-limit", "ratelimit-remaining", "ratelimit-reset"}
 
 
+# 503 is shared by write_disabled and unavailable: without a code, a 503 is taken as an outage (below)
+_BY_STATUS: dict[int, type[TraxError]] = {cls.status: cls for cls in ERRORS_BY_CODE.values() if cls.status != 503}
+
+
 def _by_status(status: int) -> type[TraxError]:
-    for cls in (
-        InvalidRequest,
-        Unauthorized,
-        Forbidden,
-        NotFound,
-        MethodNotAllowed,
-        Conflict,
-        PayloadTooLarge,
-        UnsupportedMediaType,
-        RateLimited,
-        InternalError,
-    ):
-        if cls.status == status:
-            return cls
+    if status in _BY_STATUS:
+        return _BY_STATUS[status]
     return Unavailable if status in (502, 503, 504) else TraxError

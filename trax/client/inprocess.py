@@ -16,6 +16,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import msgspec
+
 from trax.client.models import Upload as UploadModel
 from trax.client.models import wire_time
 from trax.domain.accounts import Account
@@ -30,153 +32,56 @@ from trax.domain.sources import Source
 from trax.domain.stream import StreamStatus
 from trax.domain.studios import Studio
 from trax.runtime import Runtime
+from trax.server import wire
 from trax.services import Principal
 
 UPLOAD_PATH = "/v1/uploads/{id}"
 _LOCAL_ORIGIN = "trax-local://in-process"
 
 
-def _drop_none(d: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in d.items() if v is not None}
+# --- domain -> wire: the server's own conversions, so in-process answers are the /v1 answers ---
 
 
-# --- domain -> wire ---------------------------------------------------------------
+def _plain(struct: msgspec.Struct) -> dict[str, Any]:
+    out: dict[str, Any] = msgspec.to_builtins(struct)
+    return out
 
 
 def studio_wire(s: Studio) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "id": s.id,
-            "name": s.name,
-            "description": s.description,
-            "status": s.status.value,
-            "liveSince": wire_time(s.live_since),
-            "createdAt": wire_time(s.created_at),
-            "updatedAt": wire_time(s.updated_at),
-        }
-    )
+    return _plain(wire.studio_out(s))
 
 
 def status_wire(st: StreamStatus) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "studioId": st.studio_id,
-            "status": st.status.value,
-            "liveSince": wire_time(st.live_since),
-            "updatedAt": wire_time(st.updated_at),
-            "sources": [{"id": s.id, "status": s.status.value} for s in st.sources],
-            "destinations": [
-                _drop_none({"id": d.id, "status": d.status.value, "error": d.error}) for d in st.destinations
-            ],
-        }
-    )
+    return _plain(wire.stream_status_out(st))
 
 
 def source_wire(s: Source) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "id": s.id,
-            "studioId": s.studio_id,
-            "name": s.name,
-            "kind": s.kind.value,
-            "status": s.status.value,
-            "ingest": {"path": s.path, "protocols": list(s.protocols)},
-            "mediaAssetId": s.media_asset_id,
-            "createdAt": wire_time(s.created_at),
-            "updatedAt": wire_time(s.updated_at),
-        }
-    )
+    return _plain(wire.source_out(s))
 
 
 def destination_wire(d: Destination) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "id": d.id,
-            "studioId": d.studio_id,
-            "name": d.name,
-            "platform": d.platform,
-            "connectionId": d.connection_id,
-            "enabled": d.enabled,
-            "status": d.status.value,
-            "error": d.error,
-            "rtmpUrl": d.public_rtmp_url,
-            "streamKeyHint": d.stream_key_hint,
-            "createdAt": wire_time(d.created_at),
-            "updatedAt": wire_time(d.updated_at),
-        }
-    )
+    return _plain(wire.destination_out(d))
 
 
 def connection_wire(c: Connection) -> dict[str, Any]:
-    return {
-        "id": c.id,
-        "platform": c.platform,
-        "displayName": c.display_name,
-        "externalAccountId": c.external_account_id,
-        "status": c.status.value,
-        "linkedAt": wire_time(c.linked_at),
-    }
+    return _plain(wire.connection_out(c))
 
 
 def chat_wire(m: ChatMessage) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "id": m.id,
-            "studioId": m.studio_id,
-            "text": m.text,
-            "direction": m.direction.value,
-            "platform": m.platform,
-            "connectionId": m.connection_id,
-            "author": _drop_none({"name": m.author_name, "externalId": m.author_external_id}),
-            "sentAt": wire_time(m.sent_at),
-        }
-    )
+    return _plain(wire.chat_out(m))
 
 
 def asset_wire(a: MediaAsset) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "id": a.id,
-            "name": a.name,
-            "contentType": a.content_type,
-            "sizeBytes": a.size_bytes,
-            "sha256": a.sha256,
-            "status": a.status.value,
-            "createdAt": wire_time(a.created_at),
-            "updatedAt": wire_time(a.updated_at),
-        }
-    )
+    return _plain(wire.asset_out(a))
 
 
 def key_wire(k: ApiKey, secret: str | None = None) -> dict[str, Any]:
-    return _drop_none(
-        {
-            "id": k.id,
-            "name": k.name,
-            "prefix": k.prefix,
-            "scopes": list(k.scopes),
-            "createdAt": wire_time(k.created_at),
-            "lastUsedAt": wire_time(k.last_used_at),
-            "revokedAt": wire_time(k.revoked_at),
-            "expiresAt": wire_time(k.expires_at),
-            "rateLimit": {"capacity": k.rate_limit.capacity, "refillPerSecond": k.rate_limit.refill_per_second}
-            if k.rate_limit
-            else None,
-            "secret": secret,
-        }
-    )
+    return _plain(wire.key_out(k) if secret is None else wire.key_with_secret(k, secret))
 
 
 def credentials_wire(creds: Any) -> dict[str, Any]:
     """``IngestCredentials`` from ``runtime.media_tokens.mint`` in wire form."""
-    expires = getattr(creds, "expires_at", None)
-    return {
-        "token": creds.token,
-        "expiresAt": wire_time(expires) if isinstance(expires, datetime) else expires,
-        "action": creds.action,
-        "path": creds.path,
-        "urls": dict(getattr(creds, "urls", {}) or {}),
-    }
+    return _plain(wire.credentials_out(creds))
 
 
 def page_wire(page: Page[Any], item: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
