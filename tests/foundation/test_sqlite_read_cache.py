@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 import sqlite3
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import anyio
 import pytest
 
 from trax.domain.keys import ApiKey
 from trax.domain.studios import Studio
 from trax.interfaces import Insert, Update
 from trax.plugins.sqlite_storage import SqliteOptions, SqliteStorage
+from trax.plugins.sqlite_wal_index import WalIndex
 
 ACCT = "acct_01JABCDEFGHJKMNPQRSTVWXYZ0"
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -23,10 +26,14 @@ def studio(i: int, name: str | None = None) -> Studio:
     return Studio(id=f"studio_{i:026d}", account_id=ACCT, created_at=T0, updated_at=T0, name=name or f"Studio {i}")
 
 
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+@pytest.fixture(params=["wal-index", "pragma"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[SqliteStorage]:
+    """Both ways of telling a commit: the WAL-index header, and ``PRAGMA data_version`` when it is unreadable."""
+    if request.param == "pragma":
+        request.getfixturevalue("monkeypatch").setattr(WalIndex, "open", classmethod(lambda cls, path: None))
     s = SqliteStorage(SqliteOptions(path=tmp_path / "t.db", synchronous="normal"))
     await s.open()
+    assert (s._wal_index is None) == (request.param == "pragma")
     try:
         await s.apply([Insert(studio(i)) for i in range(5)])
         yield s
@@ -48,7 +55,8 @@ async def test_a_repeated_read_runs_only_the_version_check(store: SqliteStorage)
     seen = count_statements(store)
     assert await store.list(Studio, ACCT, limit=10) == first
     assert await store.get(Studio, ACCT, studio(1).id) == got
-    assert seen == ["PRAGMA data_version", "PRAGMA data_version"]
+    # the WAL-index header is read beside SQLite, not through it: no statement at all
+    assert seen == ([] if store._wal_index is not None else ["PRAGMA data_version"] * 2)
 
 
 @pytest.mark.anyio
@@ -92,6 +100,41 @@ async def test_a_commit_by_another_connection_drops_the_cache(store: SqliteStora
     assert found is not None and found.revoked_at is not None
     assert await store.get(Studio, ACCT, studio(2).id) is None
     assert studio(2).id not in [s.id for s in await store.list(Studio, ACCT, limit=10)]
+
+
+RENAME_IN_ANOTHER_PROCESS = """
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1], isolation_level=None)
+db.execute("UPDATE entities SET body=json_set(body, '$.name', 'renamed elsewhere') WHERE kind=? AND id=?",
+           (sys.argv[2], sys.argv[3]))
+db.close()
+"""
+
+
+@pytest.mark.anyio
+async def test_a_commit_by_another_process_drops_the_cache(store: SqliteStorage, tmp_path: Path) -> None:
+    """The header lives in shared memory, so a commit by another process changes what this one reads."""
+    assert (await store.get(Studio, ACCT, studio(3).id)) == studio(3)
+    with anyio.fail_after(60):
+        await anyio.run_process(
+            [sys.executable, "-c", RENAME_IN_ANOTHER_PROCESS, str(tmp_path / "t.db"), Studio.KIND, studio(3).id]
+        )
+    found = await store.get(Studio, ACCT, studio(3).id)
+    assert found is not None and found.name == "renamed elsewhere"
+
+
+@pytest.mark.anyio
+async def test_a_checkpoint_and_wal_restart_never_hide_a_commit(store: SqliteStorage, tmp_path: Path) -> None:
+    """After a truncating checkpoint the WAL starts again from frame 0: the next commit must still show."""
+    assert (await store.get(Studio, ACCT, studio(4).id)) is not None
+    other = sqlite3.connect(tmp_path / "t.db", isolation_level=None)
+    try:
+        other.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+        assert (await store.get(Studio, ACCT, studio(4).id)) is not None  # nothing changed: still there
+        other.execute("DELETE FROM entities WHERE kind=? AND id=?", (Studio.KIND, studio(4).id))
+    finally:
+        other.close()
+    assert await store.get(Studio, ACCT, studio(4).id) is None
 
 
 @pytest.mark.anyio
