@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import hmac
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
 
 from trax.domain.base import Entity
+from trax.domain.keyed_hash import keyed_hash
 
 SECRET_PREFIX = "sk_live_"
 DISPLAY_PREFIX_LEN = 12
@@ -48,9 +48,8 @@ def new_secret() -> str:
 
 
 def hash_secret(secret: str, server_key: bytes) -> str:
-    """Keyed HMAC-SHA-256: a stolen database alone cannot confirm a guessed secret."""
-    # hmac.digest is the one-shot C path: same value as hmac.new(...).hexdigest(), half the cost per request
-    return hmac.digest(server_key, secret.encode("utf-8"), "sha256").hex()
+    """A keyed hash of the secret: a stolen database alone cannot confirm a guessed secret."""
+    return keyed_hash(server_key, secret.encode("utf-8"), person=b"trax-secret").hex()
 
 
 def looks_like_secret(value: str) -> bool:

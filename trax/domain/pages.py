@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from trax.domain.errors import InvalidRequest
+from trax.domain.keyed_hash import fit_key, keyed_hash
 
 T = TypeVar("T")
 
@@ -35,17 +35,17 @@ def clamp_limit(limit: int | None) -> int:
 
 
 class CursorCodec:
-    """Encodes ``(list scope, last id)`` as base64url with a truncated HMAC.
+    """Encodes ``(list scope, last id)`` as base64url behind a 96-bit keyed hash.
 
     The scope (e.g. ``studio`` or ``source:studio_...``) stops a cursor taken
     from one list being replayed on another.
     """
 
     def __init__(self, key: bytes) -> None:
-        self._key = key
+        self._key = fit_key(key)
 
     def _mac(self, payload: bytes) -> bytes:
-        return hmac.new(self._key, payload, hashlib.sha256).digest()[:_MAC_LEN]
+        return keyed_hash(self._key, payload, person=b"trax-cursor", size=_MAC_LEN)
 
     def encode(self, scope: str, last_id: str) -> str:
         payload = f"{scope}\x00{last_id}".encode()
@@ -53,9 +53,9 @@ class CursorCodec:
 
     def decode(self, scope: str, cursor: str | None) -> str | None:
         """The last id the cursor stands for; ``None`` for an absent or empty cursor."""
-        bad = InvalidRequest("cursor is malformed or was not issued for this list.", param="cursor")
         if cursor is None or cursor == "":
             return None
+        bad = InvalidRequest("cursor is malformed or was not issued for this list.", param="cursor")
         if not isinstance(cursor, str) or len(cursor) > 512:
             raise bad
         try:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import re
 import secrets
 from collections.abc import AsyncIterator
@@ -11,6 +9,7 @@ from dataclasses import replace
 from datetime import timedelta
 
 from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
+from trax.domain.keyed_hash import keyed_hash
 from trax.domain.media import AssetStatus, MediaAsset, Upload
 from trax.domain.pages import Page
 from trax.interfaces import Delete, Insert, Update
@@ -23,7 +22,7 @@ _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
 
 def _token_hash(token: str, server_key: bytes) -> str:
-    return hmac.new(server_key, b"upload:" + token.encode(), hashlib.sha256).hexdigest()
+    return keyed_hash(server_key, token.encode(), person=b"trax-upload").hex()
 
 
 class MediaService:
