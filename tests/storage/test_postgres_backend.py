@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import asyncpg
 import pytest
 from trax_postgres import PostgresOptions, PostgresStorage
+from trax_postgres.migrations import MIGRATIONS
 
 from tests.support.net import free_port
 from tests.support.tools import require, require_tool
@@ -40,7 +41,7 @@ async def test_processes_starting_together_migrate_once(postgres_server: Postgre
             rows = await conn.fetch(f'SELECT version FROM "{schema}".trax_migrations')
         finally:
             await conn.close()
-        assert [r[0] for r in rows] == [1]
+        assert [r[0] for r in rows] == [v for v, _ in MIGRATIONS]
         await stores[0].apply([Insert(_studio("studio_x"))])
         assert await stores[3].get(Studio, "acct_a", "studio_x") is not None
     finally:

@@ -12,8 +12,10 @@ import pytest
 
 BROKEN = textwrap.dedent(
     """
+    import asyncio
     import bisect
     import pytest
+    from trax.domain.errors import Conflict, NotFound
     from trax.interfaces import Delete, Update
     from trax.plugins.memory_storage import MemoryStorage
     from trax.testing.storage import StorageConformance
@@ -50,8 +52,33 @@ BROKEN = textwrap.dedent(
         async def list(self, kind, account_id, *, parent_id=None, after=None, limit=50):
             return await super().list(kind, account_id, after=after, limit=limit)
 
+    class NoParentRule(MemoryStorage):
+        def _check_parents(self, rows, current):
+            return None
+
+    class DeletesLeaveOrphans(MemoryStorage):
+        def _check_parents(self, rows, current):
+            super()._check_parents({k: r for k, r in rows.items() if r is not None}, current)
+
+    class ChecksParentsOutsideTheBatch(MemoryStorage):
+        # checks the rule, then yields before writing: the check-then-act race of a non-transactional backend
+
+        async def apply(self, writes):
+            for w in writes:
+                e = getattr(w, "entity", None)
+                if e is not None and e.parent_id is not None:
+                    if not any(k[1:] == (e.account_id, e.parent_id) for k in self._rows):
+                        raise NotFound("no parent")
+                if isinstance(w, Delete):
+                    if self._children.get((w.account_id, w.id)):
+                        raise Conflict("children")
+            await asyncio.sleep(0)
+            self._check_parents = lambda rows, current: None
+            await super().apply(writes)
+
     for cls in (IgnoresCompareAndSet, NotAtomic, LeaksOtherAccounts, RepeatsTheCursorRow,
-                KeepsUniquesOnDelete, IgnoresParent):
+                KeepsUniquesOnDelete, IgnoresParent, NoParentRule, DeletesLeaveOrphans,
+                ChecksParentsOutsideTheBatch):
         def make_storage(self, cls=cls):
             store = cls()
             return lambda: store
@@ -71,6 +98,9 @@ EXPECTED = {
     "RepeatsTheCursorRow": "test_keyset_walk_under_concurrent_inserts_and_deletes",
     "KeepsUniquesOnDelete": "test_delete_frees_unique_values",
     "IgnoresParent": "test_list_filters_by_parent_and_pages_within_it",
+    "NoParentRule": "test_a_child_without_its_parent_is_refused",
+    "DeletesLeaveOrphans": "test_deleting_a_parent_that_keeps_a_child_conflicts_and_changes_nothing",
+    "ChecksParentsOutsideTheBatch": "test_racing_child_creation_against_parent_deletion_leaves_no_orphan",
 }
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import datetime
 from typing import Any, TypeVar, cast
@@ -18,14 +18,24 @@ E = TypeVar("E", bound=Entity)
 
 _Key = tuple[str, str]  # (kind, account_id)
 
+_NO_PARENT = "The object this one belongs to does not exist."
+_ORPHANS = "Objects were added under one being deleted meanwhile; retry."
+
 
 class MemoryStorage:
-    """Ids are kept sorted per (kind, account) so ``list`` is a bisect and a slice."""
+    """Ids are kept sorted per (kind, account) so ``list`` is a bisect and a slice.
+
+    ``apply`` never awaits, so one batch runs whole between two steps of any
+    other task: the parent/child rule is checked and the batch committed with no
+    other writer in between.
+    """
 
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str, str], Entity] = {}
         self._ids: dict[_Key, list[str]] = {}
         self._unique: dict[tuple[str, str], tuple[str, str, str]] = {}
+        # (account, parent id) -> rows naming it as parent: the delete check without a scan
+        self._children: dict[tuple[str, str], set[tuple[str, str, str]]] = {}
 
     async def open(self) -> None:
         return None
@@ -104,20 +114,57 @@ class MemoryStorage:
                     raise Conflict(f"Duplicate value for {u[0]}.")
                 uniques[u] = key
             rows[key] = ent
+        self._check_parents(rows, current)
         for key, row in rows.items():
             ids = self._ids.setdefault((key[0], key[1]), [])
+            old = self._rows.get(key)
+            if old is not None and old.parent_id is not None:
+                siblings = self._children.get((key[1], old.parent_id))
+                if siblings is not None:
+                    siblings.discard(key)
+                    if not siblings:
+                        del self._children[(key[1], old.parent_id)]
             if row is None:
                 if self._rows.pop(key, None) is not None:
                     ids.pop(bisect.bisect_left(ids, key[2]))
             else:
-                if key not in self._rows:
+                if old is None:
                     bisect.insort(ids, key[2])
                 self._rows[key] = row
+                if row.parent_id is not None:
+                    self._children.setdefault((key[1], row.parent_id), set()).add(key)
         for u, ref in uniques.items():
             if ref is None:
                 self._unique.pop(u, None)
             else:
                 self._unique[u] = ref
+
+    def _check_parents(
+        self,
+        rows: Mapping[tuple[str, str, str], Entity | None],
+        current: Callable[[tuple[str, str, str]], Entity | None],
+    ) -> None:
+        """The batch's end state keeps every parent of a written row and leaves no child orphaned."""
+        kinds = {k for k, _ in self._ids} | {key[0] for key in rows}
+
+        def exists(account_id: str, id: str) -> bool:
+            return any(current((kind, account_id, id)) is not None for kind in kinds)
+
+        written: dict[tuple[str, str], list[tuple[str, str, str]]] = {}
+        for key, row in rows.items():
+            if row is not None and row.parent_id is not None:
+                written.setdefault((key[1], row.parent_id), []).append(key)
+        for account_id, parent_id in written:
+            if not exists(account_id, parent_id):
+                raise NotFound(_NO_PARENT)
+        for key, row in rows.items():
+            if row is not None:
+                continue
+            ref = (key[1], key[2])
+            for child in (*self._children.get(ref, ()), *written.get(ref, ())):
+                ent = current(child)
+                if ent is not None and ent.parent_id == key[2] and not exists(*ref):
+                    raise Conflict(_ORPHANS)
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         for key_id, when in last_used.items():

@@ -73,6 +73,15 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX entities_by_kind_id ON entities (kind, id);
         """,
     ),
+    (
+        3,
+        # apply's parent/child rule: a parent found by id whatever its kind, a deleted row's children.
+        # The second is partial on a term list() never states, so list() keeps entities_by_parent.
+        """
+        CREATE INDEX entities_by_account_id ON entities (account_id, id);
+        CREATE INDEX entities_children ON entities (account_id, parent_id) WHERE parent_id <> '';
+        """,
+    ),
 )
 
 
@@ -87,6 +96,9 @@ class SqliteOptions(BaseModel):
 
 
 _MISSING = object()
+
+_NO_PARENT = "The object this one belongs to does not exist."
+_ORPHANS = "Objects were added under one being deleted meanwhile; retry."
 
 
 class ReadCache:
@@ -373,6 +385,8 @@ class SqliteStorage:
 
     @staticmethod
     def _apply_sync(c: sqlite3.Connection, writes: Sequence[Write]) -> None:
+        parents: set[tuple[str, str]] = set()
+        deleted: set[tuple[str, str]] = set()
         for w in writes:
             if isinstance(w, Delete):
                 cur = c.execute(
@@ -383,9 +397,12 @@ class SqliteStorage:
                 c.execute(
                     "DELETE FROM uniques WHERE kind=? AND account_id=? AND id=?", (w.kind.KIND, w.account_id, w.id)
                 )
+                deleted.add((w.account_id, w.id))
                 continue
             e = w.entity
             ident = (e.KIND, e.account_id, e.id)
+            if e.parent_id is not None:
+                parents.add((e.account_id, e.parent_id))
             if isinstance(w, Insert):
                 try:
                     c.execute(
@@ -413,6 +430,7 @@ class SqliteStorage:
                     c.execute("INSERT INTO uniques VALUES (?,?,?,?,?)", (idx, value, *ident))
                 except sqlite3.IntegrityError:
                     raise Conflict(f"Duplicate value for {idx}.") from None
+        _check_parents(c, parents, deleted)
 
     async def touch_keys(self, last_used: Mapping[str, datetime]) -> None:
         items = [(_ts(ts), ApiKey.KIND, key_id) for key_id, ts in last_used.items()]
@@ -425,6 +443,28 @@ class SqliteStorage:
             )
 
         await self._write(run)
+
+
+def _check_parents(c: sqlite3.Connection, parents: set[tuple[str, str]], deleted: set[tuple[str, str]]) -> None:
+    """Refuse a batch whose end state lacks a written row's parent or keeps a deleted row's child.
+
+    Runs inside the ``BEGIN IMMEDIATE`` transaction, which holds the file's one
+    write lock from its first statement: no other connection (thread or process)
+    can commit between these reads and the ``COMMIT``, so they see the state the
+    batch commits into.
+    """
+    for account_id, parent_id in parents:
+        if c.execute("SELECT 1 FROM entities WHERE account_id=? AND id=?", (account_id, parent_id)).fetchone() is None:
+            raise NotFound(_NO_PARENT)
+    for account_id, id in deleted:
+        # a row re-inserted under the same id later in the batch still holds its children
+        orphan = c.execute(
+            "SELECT 1 FROM entities WHERE account_id=?1 AND parent_id=?2 AND parent_id <> ''"
+            " AND NOT EXISTS (SELECT 1 FROM entities WHERE account_id=?1 AND id=?2) LIMIT 1",
+            (account_id, id),
+        ).fetchone()
+        if orphan is not None:
+            raise Conflict(_ORPHANS)
 
 
 def _factory(options: Any, runtime: Any) -> Storage:

@@ -11,12 +11,11 @@ from trax.domain.destinations import Destination
 from trax.domain.errors import InvalidRequest
 from trax.domain.ids import looks_like_id
 from trax.domain.pages import Page
-from trax.interfaces import Insert
 from trax.services import validation
 from trax.services.deps import ServiceDeps
 from trax.services.paging import keyset_page
 from trax.services.principal import Principal
-from trax.services.studios import all_children, load_studio
+from trax.services.studios import all_children, insert_child, load_studio
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +61,7 @@ class ChatService:
             author_name=validation.text(author_name, "author", max_len=200),
             sent_at=now,
         )
-        await self._d.storage.apply([Insert(msg)])
+        await insert_child(self._d, msg)
         await self._fan_out(msg)
         await self._d.emit(events.CHAT_MESSAGE, msg.account_id, studio_id=studio_id, message_id=msg.id)
         return msg
@@ -109,6 +108,6 @@ class ChatService:
             author_external_id=author_external_id,
             sent_at=now,
         )
-        await self._d.storage.apply([Insert(msg)])
+        await insert_child(self._d, msg)
         await self._d.emit(events.CHAT_MESSAGE, msg.account_id, studio_id=studio_id, message_id=msg.id)
         return msg

@@ -12,12 +12,12 @@ from trax.domain.connections import Connection
 from trax.domain.destinations import KNOWN_PLATFORMS, Destination, DestinationStatus
 from trax.domain.errors import InvalidRequest, NotFound
 from trax.domain.pages import Page
-from trax.interfaces import Delete, Insert, Update
+from trax.interfaces import Delete, Update
 from trax.services import validation
 from trax.services.deps import ServiceDeps
 from trax.services.paging import keyset_page
 from trax.services.principal import Principal
-from trax.services.studios import load_studio
+from trax.services.studios import insert_child, load_studio
 
 _WRITABLE = ("name", "platform", "connectionId", "enabled", "rtmpUrl", "streamKey")
 
@@ -93,7 +93,7 @@ class DestinationService:
             studio_id=studio_id,
             **fields,
         )
-        await self._d.storage.apply([Insert(dst)])
+        await insert_child(self._d, dst)
         return dst
 
     async def list(

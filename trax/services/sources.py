@@ -16,12 +16,12 @@ from trax.domain.media import MediaAsset
 from trax.domain.pages import Page
 from trax.domain.paths import new_source_path
 from trax.domain.sources import Source, SourceKind, SourceStatus
-from trax.interfaces import Delete, Insert, Update
+from trax.interfaces import Delete, Update
 from trax.services import validation
 from trax.services.deps import ServiceDeps
 from trax.services.paging import keyset_page
 from trax.services.principal import Principal
-from trax.services.studios import load_studio
+from trax.services.studios import insert_child, load_studio
 
 STREAM_KEY_PREFIX = "live_"
 
@@ -81,7 +81,7 @@ class SourceService:
             path=new_source_path(source_kind.value),
             media_asset_id=media_asset_id,
         )
-        await self._d.storage.apply([Insert(src)])
+        await insert_child(self._d, src)
         return src
 
     async def list(

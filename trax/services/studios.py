@@ -33,6 +33,18 @@ async def all_children(deps: ServiceDeps, kind: type[Any], account_id: str, pare
         after = rows[-1].id
 
 
+async def insert_child(deps: ServiceDeps, child: Any) -> None:
+    """Store a new child of a studio; a studio deleted since it was loaded is a 404, as if never found.
+
+    Storage refuses a child whose parent is gone when the batch commits, so a
+    create racing the studio's deletion cannot leave an orphan behind.
+    """
+    try:
+        await deps.storage.apply([Insert(child)])
+    except NotFound:
+        raise NotFound("No such studio.") from None
+
+
 async def load_studio(deps: ServiceDeps, account_id: str, studio_id: str) -> Studio:
     studio = await deps.storage.get(Studio, account_id, studio_id)
     if studio is None:
@@ -94,7 +106,12 @@ class StudioService:
         # the studio's own row last, compare-and-set, so a concurrent go-live wins cleanly
         writes.append(Update(studio, expect_updated_at=studio.updated_at))
         writes.append(Delete(Studio, actor.account_id, studio.id))
-        await self._d.storage.apply(writes)
+        try:
+            await self._d.storage.apply(writes)
+        except Conflict:
+            # went live, or gained a source, destination or message after the listing: storage
+            # refuses to leave it orphaned, and a retry lists it and deletes it too
+            raise Conflict("The studio changed while it was being deleted; retry.") from None
 
     # --- on air -----------------------------------------------------------
 

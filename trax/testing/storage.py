@@ -32,6 +32,7 @@ from typing import Any, ClassVar
 import pytest
 
 from trax.domain.base import utcnow
+from trax.domain.chat import ChatDirection, ChatMessage
 from trax.domain.errors import Conflict, NotFound
 from trax.domain.ids import IdGenerator
 from trax.domain.keys import ApiKey, RateLimitOverride
@@ -68,6 +69,21 @@ class _Make:
             kind=SourceKind.SRT,
             path=path or f"inputs/srt-{sid.lower()}",
             stream_key_hash=stream_key_hash,
+        )
+
+    def chat(self, studio: Studio) -> ChatMessage:
+        now = utcnow()
+        return ChatMessage(
+            id=self.ids.new("msg"),
+            account_id=studio.account_id,
+            created_at=now,
+            updated_at=now,
+            studio_id=studio.id,
+            text="hello",
+            direction=ChatDirection.OUTBOUND,
+            platform="trax",
+            author_name="ci",
+            sent_at=now,
         )
 
     def key(self, account: str = ACCT_A, *, key_hash: str | None = None) -> ApiKey:
@@ -424,6 +440,128 @@ class StorageConformance:
         new = make.source(studio, path="inputs/srt-reuse")
         await storage.apply([Delete(Source, ACCT_A, old.id), Insert(new)])
         assert await storage.find_unique(Source, "source.path", "inputs/srt-reuse") == new
+
+    # --- parents and children ----------------------------------------------------------
+
+    async def test_a_child_without_its_parent_is_refused(self, storage: Storage, make: _Make) -> None:
+        missing = make.studio()
+        with pytest.raises(NotFound):
+            await storage.apply([Insert(make.source(missing))])
+        with pytest.raises(NotFound):
+            await storage.apply([Insert(make.chat(missing))])
+        # a parent of the same id in another account is not this child's parent
+        theirs = make.studio(ACCT_B)
+        await storage.apply([Insert(theirs)])
+        with pytest.raises(NotFound):
+            await storage.apply([Insert(replace(make.source(theirs), account_id=ACCT_A))])
+        # the refusal takes the whole batch with it
+        fresh = make.studio()
+        with pytest.raises(NotFound):
+            await storage.apply([Insert(fresh), Insert(make.source(missing))])
+        assert await storage.get(Studio, ACCT_A, fresh.id) is None
+        assert await storage.list(Source, ACCT_A) == []
+        assert await storage.list(ChatMessage, ACCT_A) == []
+
+    async def test_a_parent_and_its_children_in_one_batch(self, storage: Storage, make: _Make) -> None:
+        studio = make.studio()
+        src, msg = make.source(studio), make.chat(studio)
+        await storage.apply([Insert(studio), Insert(src), Insert(msg)])
+        assert [s.id for s in await storage.list(Source, ACCT_A, parent_id=studio.id)] == [src.id]
+        assert [m.id for m in await storage.list(ChatMessage, ACCT_A, parent_id=studio.id)] == [msg.id]
+
+    async def test_an_update_onto_a_missing_parent_is_refused(self, storage: Storage, make: _Make) -> None:
+        studio = make.studio()
+        src = make.source(studio)
+        await storage.apply([Insert(studio), Insert(src)])
+        with pytest.raises(NotFound):
+            await storage.apply([Update(_later(src, studio_id=make.ids.new("studio")))])
+        assert await storage.get(Source, ACCT_A, src.id) == src
+
+    async def test_deleting_a_parent_that_keeps_a_child_conflicts_and_changes_nothing(
+        self, storage: Storage, make: _Make
+    ) -> None:
+        studio = make.studio()
+        src, msg = make.source(studio), make.chat(studio)
+        await storage.apply([Insert(studio), Insert(src), Insert(msg)])
+        # as a cascade that missed one child: the source goes, the message would be orphaned
+        with pytest.raises(Conflict):
+            await storage.apply(
+                [
+                    Delete(Source, ACCT_A, src.id),
+                    Update(_later(studio, name="going"), expect_updated_at=studio.updated_at),
+                    Delete(Studio, ACCT_A, studio.id),
+                ]
+            )
+        assert await storage.get(Studio, ACCT_A, studio.id) == studio
+        assert await storage.get(Source, ACCT_A, src.id) == src
+        assert await storage.get(ChatMessage, ACCT_A, msg.id) == msg
+        # the path the failed batch would have freed is still held
+        assert await storage.find_unique(Source, "source.path", src.path) == src
+
+    async def test_deleting_a_parent_with_all_its_children_or_after_moving_them(
+        self, storage: Storage, make: _Make
+    ) -> None:
+        one, two, three = make.studio(), make.studio(), make.studio()
+        a, b, moved = make.source(one), make.source(two), make.source(three)
+        await storage.apply([Insert(one), Insert(two), Insert(three), Insert(a), Insert(b), Insert(moved)])
+        await storage.apply([Delete(Source, ACCT_A, a.id), Delete(Studio, ACCT_A, one.id)])
+        assert await storage.get(Studio, ACCT_A, one.id) is None
+        # a child moved to another parent in the same batch no longer holds the deleted one
+        await storage.apply([Update(_later(moved, studio_id=two.id)), Delete(Studio, ACCT_A, three.id)])
+        assert sorted(s.id for s in await storage.list(Source, ACCT_A, parent_id=two.id)) == sorted([b.id, moved.id])
+
+    async def test_racing_child_creation_against_parent_deletion_leaves_no_orphan(
+        self, storage: Storage, make_storage: Callable[[], Storage], make: _Make
+    ) -> None:
+        """The services' own steps (read, then write) against each other; only apply's rule can keep it sound.
+
+        A deletion lists the children and deletes them with the parent; a creation
+        checks the parent and inserts a child. Whichever loses gets ``NotFound``
+        (no parent any more) or ``Conflict`` (a child appeared), never an orphan.
+        For shared backends the two sides use two instances, as two servers would.
+        """
+        shared = self.durable if self.shared is None else self.shared
+        other = make_storage() if shared else storage
+        if other is not storage:
+            await other.open()
+        rng = random.Random(5)
+        outcomes: dict[str, int] = {}
+        try:
+            for _ in range(30):
+                studio = make.studio()
+                await storage.apply([Insert(studio)])
+
+                async def create(studio: Studio = studio) -> None:
+                    if await storage.get(Studio, ACCT_A, studio.id) is None:
+                        raise NotFound("gone before the insert")
+                    for _ in range(rng.randrange(3)):
+                        await asyncio.sleep(0)
+                    await storage.apply([Insert(make.source(studio) if rng.random() < 0.5 else make.chat(studio))])
+
+                async def delete(studio: Studio = studio) -> None:
+                    children: list[Any] = [*await other.list(Source, ACCT_A, parent_id=studio.id)]
+                    children += await other.list(ChatMessage, ACCT_A, parent_id=studio.id)
+                    for _ in range(rng.randrange(3)):
+                        await asyncio.sleep(0)
+                    await other.apply(
+                        [Delete(type(c), ACCT_A, c.id) for c in children] + [Delete(Studio, ACCT_A, studio.id)]
+                    )
+
+                racers = [create(), delete()] if rng.random() < 0.5 else [delete(), create()]
+                async with asyncio.timeout(30):
+                    results = await asyncio.gather(*racers, return_exceptions=True)
+                for r in results:
+                    assert r is None or isinstance(r, NotFound | Conflict), repr(r)
+                    outcomes[type(r).__name__] = outcomes.get(type(r).__name__, 0) + 1
+                gone = await storage.get(Studio, ACCT_A, studio.id) is None
+                left: list[Any] = [*await storage.list(Source, ACCT_A, parent_id=studio.id)]
+                left += await storage.list(ChatMessage, ACCT_A, parent_id=studio.id)
+                assert not (gone and left), f"orphaned {[c.id for c in left]} of {studio.id}"
+                assert gone or any(isinstance(r, Conflict) for r in results), "a delete failed without a conflict"
+        finally:
+            if other is not storage:
+                await other.close()
+        assert outcomes.get("NoneType", 0) >= 30, outcomes  # one side or the other went through each round
 
     # --- compare-and-set -----------------------------------------------------------------
 

@@ -36,6 +36,14 @@ MIGRATIONS: tuple[tuple[int, str], ...] = (
         CREATE INDEX trax_uniques_by_owner ON trax_uniques (kind, account_id, id);
         """,
     ),
+    (
+        2,
+        # apply's parent/child rule: a parent found by id whatever its kind, a deleted row's children
+        """
+        CREATE INDEX trax_entities_by_account_id ON trax_entities (account_id, id);
+        CREATE INDEX trax_entities_children ON trax_entities (account_id, parent_id) WHERE parent_id IS NOT NULL;
+        """,
+    ),
 )
 
 # Any constant works; it only has to be the same in every trax process.

@@ -39,6 +39,9 @@ T = TypeVar("T")
 
 _RETRYABLE = (asyncpg.DeadlockDetectedError, asyncpg.SerializationError)
 
+_NO_PARENT = "The object this one belongs to does not exist."
+_ORPHANS = "Objects were added under one being deleted meanwhile; retry."
+
 
 class PostgresOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
@@ -212,14 +215,26 @@ class PostgresStorage:
         if not ops:
             return
 
+        wanted: set[tuple[str, str]] = set()
+        deleted: dict[str, list[str]] = {}
+        for w in ops:
+            if isinstance(w, Delete):
+                deleted.setdefault(w.account_id, []).append(w.id)
+            elif w.entity.parent_id is not None:
+                wanted.add((w.entity.account_id, w.entity.parent_id))
+        parents = sorted(wanted)
+
         async def run(pool: asyncpg.Pool) -> None:
             # Two batches taking the same unique values in opposite orders can deadlock; the
             # database aborts one of them, which is safe to run again from the start.
             for attempt in range(3):
                 try:
-                    async with pool.acquire() as conn, conn.transaction():
+                    # READ COMMITTED whatever the server's default: _check_parents relies on each
+                    # statement seeing what committed before it started
+                    async with pool.acquire() as conn, conn.transaction(isolation="read_committed"):
                         for w in ops:
                             await _apply_one(conn, w)
+                        await _check_parents(conn, parents, deleted)
                     return
                 except _RETRYABLE:
                     if attempt == 2:
@@ -255,6 +270,44 @@ class PostgresStorage:
                     )
 
         await self._run(run)
+
+
+async def _check_parents(
+    conn: asyncpg.Connection, parents: Sequence[tuple[str, str]], deleted: Mapping[str, list[str]]
+) -> None:
+    """Refuse a batch whose end state lacks a written row's parent or keeps a deleted row's child.
+
+    Race-free under READ COMMITTED across any number of processes:
+
+    * A batch writing a child takes ``FOR KEY SHARE`` on the parent's row and holds
+      it to commit. A batch deleting that parent needs the row's ``FOR UPDATE``
+      lock, which conflicts, so the two are ordered by the lock. (``KEY SHARE``
+      does not conflict with plain updates of the parent, e.g. going live.)
+    * Child first: the delete's ``DELETE`` waits until the child's batch commits,
+      and the children query below, a later statement with a newer snapshot,
+      sees the child: the delete fails with ``Conflict`` and writes nothing.
+    * Delete first: the child's lock waits for the delete's batch; once that
+      commits the row is gone and ``FOR KEY SHARE`` returns nothing, so the child's
+      batch fails with ``NotFound``. (If the delete rolls back, the child proceeds.)
+    * Either batch finding the other already committed simply sees the result.
+    Parents are locked in sorted order so two batches never wait on each other in a cycle.
+    """
+    for account_id, parent_id in parents:
+        held = await conn.fetchval(
+            "SELECT 1 FROM trax_entities WHERE account_id=$1 AND id=$2 LIMIT 1 FOR KEY SHARE", account_id, parent_id
+        )
+        if held is None:
+            raise NotFound(_NO_PARENT)
+    for account_id, ids in deleted.items():
+        # a row re-inserted under the same id later in the batch still holds its children
+        orphan = await conn.fetchval(
+            "SELECT 1 FROM trax_entities c WHERE c.account_id=$1 AND c.parent_id = ANY($2::text[])"
+            " AND NOT EXISTS (SELECT 1 FROM trax_entities p WHERE p.account_id=$1 AND p.id=c.parent_id) LIMIT 1",
+            account_id,
+            ids,
+        )
+        if orphan is not None:
+            raise Conflict(_ORPHANS)
 
 
 async def _apply_one(conn: asyncpg.Connection, w: Write) -> None:
