@@ -119,3 +119,12 @@ def test_a_well_formed_header_is_its_own_token_and_close_ends_it(tmp_path: Path)
     index.close()
     index.close()  # closing twice is harmless
     assert index.token() is None and "open=False" in repr(index)
+
+
+def test_without_positioned_reads_there_is_no_index(
+    wal_db: tuple[Path, sqlite3.Connection], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Platforms without ``os.pread`` (Windows) fall back to the pragma instead of failing every read."""
+    path, _ = wal_db
+    monkeypatch.delattr(os, "pread")
+    assert WalIndex.open(path) is None

@@ -50,6 +50,8 @@ class WalIndex:
         Call it only while a connection of this process has the database open
         in WAL mode: that connection keeps the index alive and initialised.
         """
+        if not hasattr(os, "pread"):
+            return None  # Windows: no positioned read; the caller keeps the pragma
         try:
             fd = os.open(f"{database}-shm", os.O_RDONLY | getattr(os, "O_CLOEXEC", 0))
         except OSError:
