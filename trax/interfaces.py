@@ -62,6 +62,21 @@ class Storage(Protocol):
       an ``Update``/``Delete`` of a missing entity raises
       :class:`~trax.domain.errors.NotFound`; an ``Update`` whose
       ``expect_updated_at`` does not match raises ``Conflict``.
+    * Parents and children (``Entity.parent_id``, e.g. a source's studio) stay
+      consistent, judged on the state ``apply`` commits, inside its transaction,
+      so it holds across processes sharing a backing store:
+
+      - an ``Insert`` or ``Update`` of an entity whose ``parent_id`` is not
+        ``None`` raises ``NotFound`` unless an entity with that id exists in the
+        same account when the batch commits (it may be inserted earlier in the
+        same batch);
+      - a ``Delete`` must not leave children behind: if any entity still names
+        a deleted entity as its parent after the batch's writes, the batch
+        raises ``Conflict`` and writes nothing (the caller lists the children
+        again and deletes them too).
+
+      A check made before ``apply`` and a write made by it can be split by
+      another writer; only the backend's own transaction closes that gap.
     * An acknowledged ``apply`` survives a crash of the process.
     * A backing service that is down raises :class:`~trax.domain.errors.Unavailable`.
     """
