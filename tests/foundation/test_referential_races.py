@@ -22,6 +22,7 @@ from trax.domain.sources import Source
 from trax.domain.studios import Studio
 from trax.interfaces import Delete, Insert, Storage, Write
 from trax.services import Principal, Services
+from trax.services.studios import DELETE_ATTEMPTS
 
 pytestmark = pytest.mark.anyio
 
@@ -96,23 +97,51 @@ async def test_a_create_whose_studio_is_deleted_meanwhile_is_not_found(world: An
         assert await store.inner.list(kind, actor.account_id) == []
 
 
-async def test_a_studio_delete_that_misses_a_new_child_conflicts_then_a_retry_deletes_both(world: Any) -> None:
+async def test_a_studio_delete_that_misses_a_new_child_lists_again_and_deletes_both(world: Any) -> None:
     store, svc, actor = world
     studio = await svc.studios.create(actor, name="busy")
     src = await svc.sources.create(actor, studio.id, name="cam", kind="srt")
     late = _message(actor, studio.id)
+    batches: list[int] = []
+    inner_apply = store.inner.apply
+
+    async def counting_apply(writes: Sequence[Write]) -> None:
+        batches.append(len(writes))
+        await inner_apply(writes)
 
     async def add_a_child() -> None:
         await store.inner.apply([Insert(late)])
 
     store.before_next_apply = add_a_child
-    with pytest.raises(Conflict) as err:
-        await svc.studios.delete(actor, studio.id)
-    assert err.value.status == 409 and err.value.code == "conflict"
-    # nothing of the refused batch was written: the source it listed is still there
-    assert await store.inner.get(Source, actor.account_id, src.id) == src
-    assert await store.inner.get(Studio, actor.account_id, studio.id) is not None
+    store.inner.apply = counting_apply
     await svc.studios.delete(actor, studio.id)
+    # the first batch (source + studio CAS + studio) was refused; the second also took the message
+    assert batches == [1, 3, 4]
     assert await store.inner.get(Studio, actor.account_id, studio.id) is None
     assert await store.inner.get(ChatMessage, actor.account_id, late.id) is None
     assert await store.inner.get(Source, actor.account_id, src.id) is None
+
+
+async def test_a_studio_delete_that_keeps_losing_gives_up_with_409_and_writes_nothing(world: Any) -> None:
+    store, svc, actor = world
+    studio = await svc.studios.create(actor, name="busier")
+    src = await svc.sources.create(actor, studio.id, name="cam", kind="srt")
+    added: list[ChatMessage] = []
+
+    async def add_a_child() -> None:
+        added.append(_message(actor, studio.id))
+        await store.inner.apply([Insert(added[-1])])
+        store.before_next_apply = add_a_child  # again before every attempt
+
+    store.before_next_apply = add_a_child
+    with pytest.raises(Conflict) as err:
+        await svc.studios.delete(actor, studio.id)
+    assert err.value.status == 409 and err.value.code == "conflict"
+    assert len(added) == DELETE_ATTEMPTS
+    # nothing of the refused batches was written: everything listed or added is still there
+    assert await store.inner.get(Source, actor.account_id, src.id) == src
+    assert await store.inner.get(Studio, actor.account_id, studio.id) is not None
+    assert len(await store.inner.list(ChatMessage, actor.account_id, parent_id=studio.id)) == DELETE_ATTEMPTS
+    store.before_next_apply = None
+    await svc.studios.delete(actor, studio.id)
+    assert await store.inner.list(ChatMessage, actor.account_id, parent_id=studio.id) == []

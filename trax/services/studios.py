@@ -20,6 +20,9 @@ from trax.services.deps import ServiceDeps
 from trax.services.paging import keyset_page
 from trax.services.principal import Principal
 
+DELETE_ATTEMPTS = 3
+"""How many times a studio delete re-lists its children after losing to a concurrent create."""
+
 
 async def all_children(deps: ServiceDeps, kind: type[Any], account_id: str, parent_id: str) -> list[Any]:
     """Every child of one parent, walked in pages (used for cascades and status)."""
@@ -96,22 +99,26 @@ class StudioService:
     async def delete(self, actor: Principal, studio_id: str) -> None:
         """Delete a studio with its sources, destinations and chat; refused while on air."""
         actor.require("studios:write")
-        studio = await load_studio(self._d, actor.account_id, studio_id)
-        if studio.is_on_air:
-            raise Conflict("A studio cannot be deleted while it is live; take it offline first.")
-        writes: list[Write] = []
-        for kind in (Source, Destination, ChatMessage):
-            for child in await all_children(self._d, kind, actor.account_id, studio.id):
-                writes.append(Delete(kind, actor.account_id, child.id))
-        # the studio's own row last, compare-and-set, so a concurrent go-live wins cleanly
-        writes.append(Update(studio, expect_updated_at=studio.updated_at))
-        writes.append(Delete(Studio, actor.account_id, studio.id))
-        try:
-            await self._d.storage.apply(writes)
-        except Conflict:
-            # went live, or gained a source, destination or message after the listing: storage
-            # refuses to leave it orphaned, and a retry lists it and deletes it too
-            raise Conflict("The studio changed while it was being deleted; retry.") from None
+        # A child created between the listing and the commit makes storage refuse the batch rather
+        # than orphan it; listing again takes the newcomer too. A studio that went live meanwhile
+        # is refused by the next round's check, with the reason.
+        for _ in range(DELETE_ATTEMPTS):
+            studio = await load_studio(self._d, actor.account_id, studio_id)
+            if studio.is_on_air:
+                raise Conflict("A studio cannot be deleted while it is live; take it offline first.")
+            writes: list[Write] = []
+            for kind in (Source, Destination, ChatMessage):
+                for child in await all_children(self._d, kind, actor.account_id, studio.id):
+                    writes.append(Delete(kind, actor.account_id, child.id))
+            # the studio's own row last, compare-and-set, so a concurrent go-live wins cleanly
+            writes.append(Update(studio, expect_updated_at=studio.updated_at))
+            writes.append(Delete(Studio, actor.account_id, studio.id))
+            try:
+                await self._d.storage.apply(writes)
+                return
+            except Conflict:
+                continue
+        raise Conflict("The studio kept changing while it was being deleted; retry.")
 
     # --- on air -----------------------------------------------------------
 
