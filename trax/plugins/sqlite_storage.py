@@ -102,7 +102,7 @@ _ORPHANS = "Objects were added under one being deleted meanwhile; retry."
 
 
 class ReadCache:
-    """Read results valid for one ``data_version`` of the reader connection, least recently used evicted.
+    """Read results valid for one change token (see ``SqliteStorage._cached``), least recently used evicted.
 
     ``budget`` bounds the number of entities held: a single entity (or a miss)
     weighs 1, a list weighs its length plus one.
