@@ -7,6 +7,10 @@ API key looked up per request, the memory token bucket consulted per request
 (a bucket big enough never to refuse), request ids, the envelope handler.
 Rounds alternate trax, bare and a mixed trax load where every ``--write-every``-th
 request is a PATCH of one studio (invalidating every cache); medians are reported.
+Each round also reads the server's own CPU time around the measured wrk run, so
+the CPU spent per answer is printed beside req/s: it moves less with the rest of
+the machine's load, and it is how a per-request change should be judged (a
+tight-loop timing hides cache effects a busy server pays; benchmarks/README.md).
 
     .venv/bin/python benchmarks/api.py [--seconds 10] [--connections 64] [--json]
 """
@@ -55,6 +59,12 @@ def rss_mib(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (``/proc/<pid>/stat`` fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -132,25 +142,30 @@ def writes_script(directory: Path, every: int, patch_path: str) -> Path:
 
 
 def run_wrk(
-    url: str, headers: dict[str, str], seconds: int, connections: int, script: Path | None = None
+    url: str, headers: dict[str, str], seconds: int, connections: int, script: Path | None = None, pid: int = 0
 ) -> dict[str, Any]:
     hdr = [a for k, v in headers.items() for a in ("-H", f"{k}: {v}")]
     base = ["wrk", "-t1", f"-c{connections}", "--latency", *hdr, *(["-s", str(script)] if script else []), url]
     subprocess.run(pinned(1, [*base[:3], "-d2s", *base[3:]]), capture_output=True, timeout=60, check=True)
+    cpu = cpu_seconds(pid) if pid else 0.0
     out = subprocess.run(
         pinned(1, [*base[:3], f"-d{seconds}s", *base[3:]]), capture_output=True, text=True, timeout=seconds + 60
     ).stdout
+    cpu = cpu_seconds(pid) - cpu if pid else float("nan")
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
     p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
     non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
     errors = re.search(r"Socket errors:.*", out)
+    done = re.search(r"(\d+) requests in", out)
     return {
         "rps": rps,
         "p50_ms": p50,
         "p99_ms": p99,
         "non2xx": int(non2xx.group(1)) if non2xx else 0,
         "socket_errors": errors.group(0) if errors else "",
+        # the server's own CPU per answer: steadier than req/s on a shared box, and what a change costs
+        "server_cpu_us": cpu / int(done.group(1)) * 1e6 if done and int(done.group(1)) else float("nan"),
         "tool": "wrk",
     }
 
@@ -177,9 +192,9 @@ async def _httpx_load(url: str, headers: dict[str, str], seconds: float, connect
     return {"rps": len(latencies) / took, "p50_ms": q[49], "p99_ms": q[98], "non2xx": bad, "tool": "httpx"}
 
 
-def run_load(url: str, headers: dict[str, str], seconds: int, connections: int) -> dict[str, Any]:
+def run_load(url: str, headers: dict[str, str], seconds: int, connections: int, pid: int = 0) -> dict[str, Any]:
     if shutil.which("wrk"):
-        return run_wrk(url, headers, seconds, connections)
+        return run_wrk(url, headers, seconds, connections, pid=pid)
     asyncio.run(_httpx_load(url, headers, 2, connections))
     return asyncio.run(_httpx_load(url, headers, seconds, connections))
 
@@ -351,10 +366,12 @@ def main() -> int:
             # rounds alternate the two servers so load from the rest of the machine hits both alike
             runs: dict[str, list[dict[str, Any]]] = {"trax": [], "bare": [], "trax_writes": []}
             for _ in range(args.rounds):
-                runs["trax"].append(run_load(url, headers, args.seconds, args.connections))
-                runs["bare"].append(run_load(bare_url, {}, args.seconds, args.connections))
+                runs["trax"].append(run_load(url, headers, args.seconds, args.connections, trax.pid))
+                runs["bare"].append(run_load(bare_url, {}, args.seconds, args.connections, bare.pid))
                 if script is not None:
-                    runs["trax_writes"].append(run_wrk(url, headers, args.seconds, args.connections, script))
+                    runs["trax_writes"].append(
+                        run_wrk(url, headers, args.seconds, args.connections, script, pid=trax.pid)
+                    )
             if script is not None:
                 check = httpx.get(f"http://127.0.0.1:{port}/v1/studios/{target}", headers=headers, timeout=10)
                 assert check.json()["name"].startswith("renamed "), check.text  # the writes did happen
@@ -376,6 +393,10 @@ def main() -> int:
                 "rss_after_mib": after[server],
             }
     results["ratio"] = results["trax"]["rps"] / results["bare"]["rps"]
+    # the same comparison by CPU spent per answer (bare / trax): what the box could serve if only CPU counted
+    results["cpu_ratio"] = results["bare"].get("server_cpu_us", float("nan")) / results["trax"].get(
+        "server_cpu_us", float("nan")
+    )
     results["ratio_rounds"] = [t["rps"] / b["rps"] for t, b in zip(runs["trax"], runs["bare"], strict=True)]
     if "trax_writes" in results:
         results["trax_writes"]["write_every"] = args.write_every
@@ -388,11 +409,13 @@ def main() -> int:
             r = results[name]
             print(
                 f"{name:5} {r['rps']:9.0f} req/s  p50 {r['p50_ms']:6.2f} ms  p99 {r['p99_ms']:6.2f} ms  "
-                f"non-2xx {r['non2xx']}  RSS idle {r['rss_idle_mib']:.0f} MiB, after {r['rss_after_mib']:.0f} MiB"
+                f"non-2xx {r['non2xx']}  server CPU {r.get('server_cpu_us', float('nan')):5.1f} µs/request  "
+                f"RSS idle {r['rss_idle_mib']:.0f} MiB, after {r['rss_after_mib']:.0f} MiB"
             )
         per_round = ", ".join(f"{r:.0%}" for r in results["ratio_rounds"])
         print(
             f"ratio trax/bare: {results['ratio']:.1%} (target >= 70%; rounds {per_round})  "
+            f"by server CPU per request (bare/trax): {results['cpu_ratio']:.1%}  "
             f"load avg {results['load_avg_1m']:.1f}"
         )
         w = results.get("trax_writes")
