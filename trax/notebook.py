@@ -29,6 +29,7 @@ from trax.client.api import Api, Collection, Root
 from trax.client.bridge import BlockingExecutor, LoopThread
 from trax.client.inprocess import LocalTransport, operator_for
 from trax.domain.accounts import Account
+from trax.ports import free_port
 from trax.runtime import Runtime
 from trax.services import Principal
 from trax.settings import Settings, load_settings
@@ -292,15 +293,6 @@ def _display_handle() -> Any:
 # --- a `trax serve` for a notebook ------------------------------------------------------
 
 
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port free on ``host`` right now (the OS picks it)."""
-    import socket
-
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
 def _die_with_parent() -> None:
     # Linux: the server gets SIGTERM if the kernel that started it dies, so no orphan keeps the port
     try:
@@ -331,7 +323,7 @@ class LocalServer:
         data = {k: (dict(v) if isinstance(v, Mapping) else v) for k, v in config.items()}
         server = dict(data.get("server") or {})
         server.setdefault("host", "127.0.0.1")
-        server.setdefault("port", free_port(server["host"]))
+        server.setdefault("port", free_port(host=server["host"]))
         data["server"] = server
         self.host, self.port = str(server["host"]), int(server["port"])
         self.config_path = self.workdir / f"trax-{self.port}.yaml"

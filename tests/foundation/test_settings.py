@@ -181,7 +181,7 @@ async def test_env_port_reaches_a_real_transport(tmp_path: Path, clean_env: pyte
     """TRAX_INGEST__<T>__PORT moves a transport the file enabled: the listener answers on the new port."""
     import asyncio
 
-    from tests.support.net import free_port
+    from trax.ports import free_port
 
     port = free_port()
     clean_env.setenv("TRAX_INGEST__RTMP__PORT", str(port))

@@ -11,12 +11,12 @@ from pathlib import Path
 from typing import Any
 
 from tests.conftest import memory_settings
-from tests.support.net import free_port
 from tests.support.tools import require, require_tool
 from trax.domain.events import Event
 from trax.ingest.media import Packet, Track
 from trax.ingest.srt import libsrt
 from trax.ingest.srt.listener import SrtTransport
+from trax.ports import free_port
 from trax.runtime import Runtime
 from trax.services import Principal
 

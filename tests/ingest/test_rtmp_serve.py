@@ -9,9 +9,9 @@ import httpx
 import pytest
 
 from tests.ingest.rtmp.support import publish_cmd, run
-from tests.support.net import free_port
 from tests.support.server import ServerProcess, dev_config
 from tests.support.tools import require_tool
+from trax.ports import free_port
 
 pytestmark = [pytest.mark.slow]
 

@@ -23,9 +23,9 @@ from tests.ingest.srt_support import (
     run,
     srt_env,
 )
-from tests.support.net import free_port
 from tests.support.server import ServerProcess, dev_config
 from tests.support.tools import require_tool
+from trax.ports import free_port
 
 pytestmark = [pytest.mark.slow]
 

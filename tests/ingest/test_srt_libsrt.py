@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.support.net import free_port
 from tests.support.tools import require
 from trax.ingest.srt import libsrt
+from trax.ports import free_port
 
 
 @pytest.fixture

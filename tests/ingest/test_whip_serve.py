@@ -11,10 +11,10 @@ import jwt
 import pytest
 
 from tests.ingest.whip_support import wait_for
-from tests.support.net import free_port
 from tests.support.server import ServerProcess, dev_config
 from trax.ingest.whip.client import PatternTrack, WhepPlayer, WhipPublisher
 from trax.ingest.whip.ice import HostCandidates
+from trax.ports import free_port
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 

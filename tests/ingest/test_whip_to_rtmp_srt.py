@@ -9,9 +9,9 @@ import pytest
 
 from tests.conftest import memory_settings
 from tests.ingest.whip_support import wait_for
-from tests.support.net import free_port
 from tests.support.tools import require_tool
 from trax.ingest.whip.client import PatternTrack, WhipPublisher
+from trax.ports import free_port
 from trax.runtime import Runtime
 from trax.services import Principal
 

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from tests.support.net import free_port
 from tests.support.tools import require_tool
+from trax.ports import free_port
 from trax.testing.servers import PostgresServer, RedisServer
 
 SECRET = "scaleout-test-secret-" + "s" * 40

@@ -16,10 +16,10 @@ import asyncpg
 import httpx
 import pytest
 
-from tests.support.net import free_port
 from tests.support.server import ServerProcess
 from trax.domain.keys import RateLimitOverride
 from trax.domain.scopes import SCOPES
+from trax.ports import free_port
 from trax.runtime import Runtime
 from trax.services import Principal
 from trax.settings import load_settings

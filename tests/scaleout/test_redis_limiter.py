@@ -123,7 +123,7 @@ async def test_redis_down_is_unavailable_quickly_and_recovers_by_itself(own_redi
 
 
 async def test_open_refuses_an_unreachable_redis() -> None:
-    from tests.support.net import free_port
+    from trax.ports import free_port
 
     lim = RedisRateLimiter(RedisLimiterOptions(url=f"redis://127.0.0.1:{free_port()}/0", timeout=0.5))  # type: ignore[arg-type]
     with pytest.raises(Unavailable):

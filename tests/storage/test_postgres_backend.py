@@ -11,12 +11,12 @@ import pytest
 from trax_postgres import PostgresOptions, PostgresStorage
 from trax_postgres.migrations import MIGRATIONS
 
-from tests.support.net import free_port
 from tests.support.tools import require, require_tool
 from trax.domain.base import utcnow
 from trax.domain.errors import Unavailable
 from trax.domain.studios import Studio
 from trax.interfaces import Insert
+from trax.ports import free_port
 from trax.testing.servers import PostgresServer
 
 pytestmark = pytest.mark.anyio

@@ -14,7 +14,7 @@ from typing import Any
 import httpx
 import yaml
 
-from tests.support.net import free_port
+from trax.ports import free_port
 
 
 class ServerProcess:

@@ -21,17 +21,15 @@ import tempfile
 import time
 from pathlib import Path
 
+from trax.ports import free_port
+
+__all__ = ["PostgresServer", "RedisServer", "ServerToolMissing", "free_port"]
+
 PG_BINDIRS = ("/usr/lib/postgresql/17/bin", "/usr/lib/postgresql/16/bin", "/usr/lib/postgresql/15/bin")
 
 
 class ServerToolMissing(RuntimeError):
     """The engine's programs are not installed."""
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def find_pg_bindir() -> Path | None:
