@@ -21,10 +21,7 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -39,12 +36,9 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from measure import cpu_seconds, memory_kib, parse_wrk, stop_group  # noqa: E402
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
+from trax.ports import free_port  # noqa: E402
 
 PIN = os.environ.get("TRAX_BENCH_PIN", "1") != "0"
 
@@ -55,16 +49,7 @@ def pinned(cpu: int, cmd: list[str]) -> list[str]:
 
 
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process so far (``/proc/<pid>/stat`` fields 14 and 15)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return memory_kib(pid)[0] / 1024
 
 
 def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> None:
@@ -78,16 +63,6 @@ def wait_http(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> N
         except httpx.TransportError:
             time.sleep(0.1)
     raise SystemExit(f"{url} did not answer in {timeout}s")
-
-
-def stop(proc: subprocess.Popen[bytes]) -> None:
-    if proc.poll() is None:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
 
 
 # --- the bare comparison server ------------------------------------------------------
@@ -109,14 +84,6 @@ def serve_bare(port: int, body_file: str) -> None:
 
 
 # --- load ----------------------------------------------------------------------------
-
-
-def _ms(text: str) -> float:
-    m = re.match(r"([\d.]+)(us|ms|s)", text)
-    if not m:
-        return float("nan")
-    value, unit = float(m.group(1)), m.group(2)
-    return value / 1000 if unit == "us" else value * 1000 if unit == "s" else value
 
 
 WRITES_LUA = """
@@ -152,20 +119,15 @@ def run_wrk(
         pinned(1, [*base[:3], f"-d{seconds}s", *base[3:]]), capture_output=True, text=True, timeout=seconds + 60
     ).stdout
     cpu = cpu_seconds(pid) - cpu if pid else float("nan")
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
-    p50 = _ms(re.search(r"50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    p99 = _ms(re.search(r"99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errors = re.search(r"Socket errors:.*", out)
-    done = re.search(r"(\d+) requests in", out)
+    w = parse_wrk(out)
     return {
-        "rps": rps,
-        "p50_ms": p50,
-        "p99_ms": p99,
-        "non2xx": int(non2xx.group(1)) if non2xx else 0,
-        "socket_errors": errors.group(0) if errors else "",
+        "rps": w["rps"],
+        "p50_ms": w["p50"],
+        "p99_ms": w["p99"],
+        "non2xx": w["non_2xx"],
+        "socket_errors": w["errors"],
         # the server's own CPU per answer: steadier than req/s on a shared box, and what a change costs
-        "server_cpu_us": cpu / int(done.group(1)) * 1e6 if done and int(done.group(1)) else float("nan"),
+        "server_cpu_us": cpu / w["requests"] * 1e6 if w["requests"] else float("nan"),
         "tool": "wrk",
     }
 
@@ -377,9 +339,9 @@ def main() -> int:
                 assert check.json()["name"].startswith("renamed "), check.text  # the writes did happen
             after = {"trax": rss_mib(trax.pid), "bare": rss_mib(bare.pid)}
         finally:
-            stop(trax)
+            stop_group(trax, timeout=10)
             if bare is not None:
-                stop(bare)
+                stop_group(bare, timeout=10)
 
     results: dict[str, Any] = {}
     for name, rounds in runs.items():

@@ -32,28 +32,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from measure import cpu_seconds, memory_kib
+
+from trax.ports import free_port
+
 ROOT = Path(__file__).resolve().parent.parent
-TICKS = os.sysconf("SC_CLK_TCK")
-
-
-# --- shared: /proc readings ------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of a process, all threads (children not included)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
-
-
-def memory_kib(pid: int) -> tuple[int, int]:
-    """(current RSS, peak RSS) in KiB."""
-    rss = hwm = 0
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            rss = int(line.split()[1])
-        elif line.startswith("VmHWM:"):
-            hwm = int(line.split()[1])
-    return rss, hwm
 
 
 @dataclass
@@ -92,12 +75,6 @@ class CpuClock:
     def percent(self, pid: int, first: int, last: int) -> float:
         (t0, c0), (t1, c1) = self.marks[first], self.marks[last]
         return 100.0 * (c1[pid] - c0[pid]) / max(t1 - t0, 1e-9)
-
-
-def free_udp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def need(tool: str) -> str:
@@ -207,7 +184,7 @@ def run_srt(args: argparse.Namespace) -> None:
     cache.mkdir(parents=True, exist_ok=True)
     feed = srt_feed(args.seconds, cache)
     sent = video_frames(feed)
-    trax_port, slt_port = free_udp_port(), free_udp_port()
+    trax_port, slt_port = free_port(socket.SOCK_DGRAM), free_port(socket.SOCK_DGRAM)
     work = Path(tempfile.mkdtemp(prefix="trax-bench-srt-"))
     slt_out = work / "srt-live-transmit.ts"
 
@@ -319,12 +296,6 @@ def rtmp_push_cmd(feed: Path, url: str) -> list[str]:
             "-f", "flv", url]  # fmt: skip
 
 
-def free_tcp_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def _rtmp_server(port: int, publishers: int) -> None:
     """The trax side (own process): rtmp only; prints the URLs, then frames per path when stdin closes."""
     from trax.runtime import Runtime
@@ -372,7 +343,7 @@ class _RtmpTrax:
     """A trax RTMP server process for ``publishers`` paths."""
 
     def __init__(self, publishers: int) -> None:
-        self.port = free_tcp_port()
+        self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, __file__, "_rtmp-server", str(self.port), str(publishers)],
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,
@@ -400,7 +371,7 @@ def _rtmp_nginx(work: Path) -> tuple[subprocess.Popen[bytes], int]:
     module = Path("/usr/lib/nginx/modules/ngx_rtmp_module.so")
     if not module.exists():
         sys.exit("libnginx-mod-rtmp is not installed (Debian: see .ci/run)")
-    port = free_tcp_port()
+    port = free_port()
     (work / "logs").mkdir(exist_ok=True)
     conf = work / "nginx.conf"
     conf.write_text(
@@ -551,7 +522,7 @@ def _srt_push_once(feed: Path, seconds: int, readers: int, work: Path) -> tuple[
 
     Returns (server CPU % in steady state, RSS MiB, frames the hub saw, frames each player decoded).
     """
-    port = free_udp_port()
+    port = free_port(socket.SOCK_DGRAM)
     server = subprocess.Popen(
         [sys.executable, __file__, "_srt-server", str(port)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, cwd=ROOT,

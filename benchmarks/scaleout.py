@@ -23,9 +23,7 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -36,15 +34,17 @@ from typing import Any
 
 import httpx
 import yaml
+from measure import parse_wrk, stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from trax.domain.keys import RateLimitOverride  # noqa: E402
+from trax.ports import free_port  # noqa: E402
 from trax.runtime import Runtime  # noqa: E402
 from trax.services import Principal  # noqa: E402
 from trax.settings import load_settings  # noqa: E402
-from trax.testing.servers import PostgresServer, RedisServer, free_port  # noqa: E402
+from trax.testing.servers import PostgresServer, RedisServer  # noqa: E402
 
 SECRET = "benchmark-secret-" + "b" * 40
 
@@ -137,36 +137,8 @@ class Serve:
         raise RuntimeError("trax serve did not come up")
 
     def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(timeout=10)
-
-
-_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
-
-
-def _ms(text: str) -> float:
-    m = re.fullmatch(r"([\d.]+)(us|ms|s)", text)
-    return float(m.group(1)) * _UNITS[m.group(2)] if m else float("nan")
-
-
-def parse_wrk(out: str) -> dict[str, float]:
-    rps = re.search(r"Requests/sec:\s+([\d.]+)", out)
-    p50 = re.search(r"^\s+50%\s+(\S+)", out, re.M)
-    p99 = re.search(r"^\s+99%\s+(\S+)", out, re.M)
-    non2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", out)
-    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
-    return {
-        "rps": float(rps.group(1)) if rps else 0.0,
-        "p50": _ms(p50.group(1)) if p50 else float("nan"),
-        "p99": _ms(p99.group(1)) if p99 else float("nan"),
-        "non_2xx": int(non2xx.group(1)) if non2xx else 0,
-        "errors": sum(int(g) for g in errs.groups()) if errs else 0,
-    }
+        if self.proc is not None:
+            stop_group(self.proc)
 
 
 def _wrk(connections: int, secret: str) -> list[str]:

@@ -32,14 +32,11 @@ from typing import Any
 
 import psutil
 import yaml
+from measure import stop_group
+
+from trax.ports import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def make_clip(path: Path, seconds: int, width: int = 640, height: int = 480, fps: int = 30) -> None:
@@ -297,13 +294,7 @@ def main() -> int:
                 publish_and_measure(args, f"http://127.0.0.1:{whip_port}", creds, psutil.Process(proc.pid))
             )
         finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGTERM)
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    os.killpg(proc.pid, signal.SIGKILL)
-                    proc.wait()
+            stop_group(proc, timeout=10)
         log_text = (work / "server.log").read_text(errors="replace")
         skipped = [int(m) for m in re.findall(r"WHEP session on \S+ ended: sent=\d+ skipped=(\d+)", log_text)]
         # packets the server itself skipped because a viewer lagged (as opposed to network or client loss)
