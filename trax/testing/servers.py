@@ -20,6 +20,7 @@ import subprocess
 import tempfile
 import time
 from pathlib import Path
+from typing import Self
 
 from trax.ports import free_port
 
@@ -57,7 +58,35 @@ def _wait_port(port: int, timeout: float) -> bool:
     return False
 
 
-class PostgresServer:
+class _Throwaway:
+    """What both servers share: a log to show when something fails, and ``with`` that always cleans up."""
+
+    logfile: Path
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def cleanup(self) -> None:
+        raise NotImplementedError
+
+    def log(self) -> str:
+        try:
+            return self.logfile.read_text(errors="replace")[-4000:]
+        except OSError:
+            return ""
+
+    def __enter__(self) -> Self:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(self, *exc: object) -> None:
+        self.cleanup()
+
+
+class PostgresServer(_Throwaway):
     """``with PostgresServer() as pg: pg.dsn`` — a fresh cluster, removed afterwards."""
 
     user = "trax"
@@ -167,29 +196,13 @@ class PostgresServer:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
 
-    def log(self) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
     def cleanup(self) -> None:
         self.resume()
         self.stop("immediate")
         shutil.rmtree(self.root, ignore_errors=True)
 
-    def __enter__(self) -> PostgresServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
 
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
-
-
-class RedisServer:
+class RedisServer(_Throwaway):
     """``with RedisServer() as r: r.url`` — no persistence, removed afterwards."""
 
     def __init__(self, *, port: int | None = None) -> None:
@@ -241,22 +254,6 @@ class RedisServer:
                 self.proc.wait(timeout=10)
         self.proc = None
 
-    def log(self) -> str:
-        try:
-            return self.logfile.read_text(errors="replace")[-4000:]
-        except OSError:
-            return ""
-
     def cleanup(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
-
-    def __enter__(self) -> RedisServer:
-        try:
-            return self.start()
-        except BaseException:
-            self.cleanup()
-            raise
-
-    def __exit__(self, *exc: object) -> None:
-        self.cleanup()
