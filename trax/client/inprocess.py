@@ -21,16 +21,10 @@ import msgspec
 from trax.client.models import Upload as UploadModel
 from trax.client.models import wire_time
 from trax.domain.accounts import Account
-from trax.domain.chat import ChatMessage
-from trax.domain.connections import Connection
-from trax.domain.destinations import Destination
 from trax.domain.errors import InternalError, InvalidRequest, MethodNotAllowed, NotFound, Unauthorized
 from trax.domain.keys import ApiKey, RateLimitOverride
-from trax.domain.media import MediaAsset, Upload
+from trax.domain.media import Upload
 from trax.domain.pages import Page
-from trax.domain.sources import Source
-from trax.domain.stream import StreamStatus
-from trax.domain.studios import Studio
 from trax.runtime import Runtime
 from trax.server import wire
 from trax.services import Principal
@@ -47,41 +41,23 @@ def _plain(struct: msgspec.Struct) -> dict[str, Any]:
     return out
 
 
-def studio_wire(s: Studio) -> dict[str, Any]:
-    return _plain(wire.studio_out(s))
+def _as_plain(convert: Callable[[Any], msgspec.Struct]) -> Callable[[Any], dict[str, Any]]:
+    """One of the server's ``*_out`` conversions, answering a plain JSON-ready dict."""
+    return lambda obj: _plain(convert(obj))
 
 
-def status_wire(st: StreamStatus) -> dict[str, Any]:
-    return _plain(wire.stream_status_out(st))
-
-
-def source_wire(s: Source) -> dict[str, Any]:
-    return _plain(wire.source_out(s))
-
-
-def destination_wire(d: Destination) -> dict[str, Any]:
-    return _plain(wire.destination_out(d))
-
-
-def connection_wire(c: Connection) -> dict[str, Any]:
-    return _plain(wire.connection_out(c))
-
-
-def chat_wire(m: ChatMessage) -> dict[str, Any]:
-    return _plain(wire.chat_out(m))
-
-
-def asset_wire(a: MediaAsset) -> dict[str, Any]:
-    return _plain(wire.asset_out(a))
+studio_wire = _as_plain(wire.studio_out)
+status_wire = _as_plain(wire.stream_status_out)
+source_wire = _as_plain(wire.source_out)
+destination_wire = _as_plain(wire.destination_out)
+connection_wire = _as_plain(wire.connection_out)
+chat_wire = _as_plain(wire.chat_out)
+asset_wire = _as_plain(wire.asset_out)
+credentials_wire = _as_plain(wire.credentials_out)  # ``IngestCredentials`` from runtime.media_tokens.mint
 
 
 def key_wire(k: ApiKey, secret: str | None = None) -> dict[str, Any]:
     return _plain(wire.key_out(k) if secret is None else wire.key_with_secret(k, secret))
-
-
-def credentials_wire(creds: Any) -> dict[str, Any]:
-    """``IngestCredentials`` from ``runtime.media_tokens.mint`` in wire form."""
-    return _plain(wire.credentials_out(creds))
 
 
 def page_wire(page: Page[Any], item: Callable[[Any], dict[str, Any]]) -> dict[str, Any]:
