@@ -22,6 +22,7 @@ def memory_settings(tmp_path: Path, **overrides: object) -> object:
         "security": {"secret_key": "test-secret-" + "x" * 40},
         "public_api": {"write_enabled": True},
         "platforms": {"loopback": {}},
+        "broadcast": {"recordings_dir": str(tmp_path / "recordings"), "media_cache_dir": str(tmp_path / "cache")},
     }
     base.update(overrides)
     return load_settings(None, **base)

@@ -8,7 +8,7 @@ plain awaited method call.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
@@ -18,6 +18,7 @@ from trax.domain.events import Event
 if TYPE_CHECKING:
     from trax.domain.chat import ChatMessage
     from trax.domain.connections import Connection
+    from trax.domain.stream import ProgramState
 
 E = TypeVar("E", bound=Entity)
 
@@ -173,6 +174,53 @@ class Platform(Protocol):
     name: str
 
     async def send_chat(self, connection: Connection, message: ChatMessage) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IngestTarget:
+    """Where a platform wants a program pushed: an ``rtmp(s)://`` or ``srt://`` URL and its secret parts."""
+
+    url: str = field(repr=False)
+    """``rtmp(s)://host/app`` (the key goes in ``stream_key``) or ``srt://host:port``."""
+    stream_key: str | None = field(default=None, repr=False)
+    streamid: str | None = field(default=None, repr=False)
+    passphrase: str | None = field(default=None, repr=False)
+
+
+@runtime_checkable
+class IngestPlatform(Protocol):
+    """A platform that can say where to push a connection's program (optional for platforms).
+
+    Core code never knows a platform's ingest servers: a ``youtube`` or
+    ``twitch`` destination is delivered to what its platform plugin answers here.
+    """
+
+    name: str
+
+    async def ingest_target(self, connection: Connection) -> IngestTarget: ...
+
+
+# --- broadcast -----------------------------------------------------------
+
+
+@runtime_checkable
+class Broadcaster(Protocol):
+    """Runs studios' programs, egress and recordings in this process (``trax.broadcast``).
+
+    The use cases call it after their writes commit; it never decides who may do what.
+    """
+
+    async def start(self, account_id: str, studio_id: str) -> None:
+        """Start the studio's program (it is ``starting``); returns once the pipeline runs."""
+
+    async def stop(self, account_id: str, studio_id: str) -> None:
+        """End the studio's egress and recording cleanly (it is ``stopping``)."""
+
+    def changed(self, account_id: str, studio_id: str) -> None:
+        """The program, a source or a destination of a live studio changed: reconcile soon."""
+
+    def program_state(self, studio_id: str) -> ProgramState | None:
+        """The pipeline as this process runs it, or ``None`` when it runs no pipeline for the studio."""
 
 
 # --- events --------------------------------------------------------------

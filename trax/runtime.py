@@ -12,7 +12,7 @@ import inspect
 import logging
 import os
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 from pydantic import BaseModel, TypeAdapter, ValidationError
@@ -29,6 +29,9 @@ from trax.redaction import scrub
 from trax.secrets_store import load_server_key
 from trax.services import MediaPolicy, ServiceDeps, Services
 from trax.settings import ConfigError, Settings, load_settings, validate_options
+
+if TYPE_CHECKING:
+    from trax.broadcast.manager import Broadcasts
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +61,7 @@ class Runtime:
     services: Services
     media_tokens: MediaTokens
     hub: PathHub
+    broadcasts: Broadcasts | None
 
     def __init__(self, settings: Settings, pm: pluggy.PluginManager | None = None, *, dry_run: bool = False) -> None:
         """Build every backend the settings name (nothing is opened).
@@ -143,6 +147,22 @@ class Runtime:
             idle_timeout=s.ingest.idle_timeout_seconds,
             max_readers_per_path=s.ingest.max_readers_per_path,
         )
+        self.broadcasts = None
+        if s.broadcast.enabled:
+            # imported here: the media stack (PyAV, codecs) loads only for deployments that broadcast
+            from trax.broadcast.manager import Broadcasts
+            from trax.broadcast.studio import BroadcastEnv
+
+            env = BroadcastEnv(
+                hub=self.hub,
+                services=self.services,
+                storage=self.storage,
+                blobs=self.blobs,
+                platforms=self.platforms,
+                settings=s.broadcast,
+            )
+            self.broadcasts = Broadcasts(env)
+            self.deps.broadcast = self.broadcasts
         self.transports = {}
         extra = s.ingest.model_extra or {}
         for name in self.registry.categories.get("transports", {}):
@@ -200,6 +220,11 @@ class Runtime:
             await self.media_tokens.open()
             await self._call_each("trax_startup", isolate=False, runtime=self)
             self.started = True
+            if self.broadcasts is not None:
+                try:
+                    await self.broadcasts.recover_recordings()
+                except Exception:
+                    log.exception("storing recordings left by an earlier run failed")
             if transports:
                 await self.start_transports()
         except BaseException:
@@ -219,6 +244,11 @@ class Runtime:
         for transport in reversed(list(self.transports.values())):
             with contextlib.suppress(Exception):
                 await transport.stop()
+        if self.broadcasts is not None:
+            try:
+                await self.broadcasts.close()
+            except Exception:
+                log.exception("stopping the studios' broadcasts failed")
         try:
             await self.hub.close()
             await self.media_tokens.close()

@@ -136,6 +136,26 @@ class IngestSettings(_Section):
     max_readers_per_path: int = Field(default=200, ge=1)
 
 
+class BroadcastSettings(_Section):
+    """The studios' programs, egress and recordings (docs/broadcast.md)."""
+
+    enabled: bool = True
+    """Off: go-live only records the state (no program, nothing pushed), as before broadcasting existed."""
+    recordings_dir: Path = Path("var/recordings")
+    """Where recordings are written while live (fragmented MP4) before they move to the blob store."""
+    media_cache_dir: Path = Path("var/media-cache")
+    """Local copies of the assets media sources and slates play (blob stores may be remote)."""
+    egress_queue_packets: int = Field(default=600, ge=16, le=100_000)
+    """Per destination: packets waiting for a slow receiver before it skips to the next keyframe."""
+    reconnect_min_seconds: float = Field(default=1.0, gt=0, le=60)
+    reconnect_max_seconds: float = Field(default=30.0, gt=0, le=600)
+    connect_timeout_seconds: float = Field(default=5.0, gt=0, le=120)
+    stop_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """How long go-offline waits for each egress and the recording to finish cleanly."""
+    tls_verify: bool = True
+    """Check the certificates of rtmps:// receivers (off only for test receivers with self-signed ones)."""
+
+
 class PluginsSettings(_Section):
     paths: list[Path] = Field(default_factory=list)
     """One-file plugins to load (``.py`` files)."""
@@ -159,6 +179,7 @@ class Settings(BaseSettings):
     security: SecuritySettings = Field(default_factory=SecuritySettings)
     media: MediaSettings = Field(default_factory=MediaSettings)
     ingest: IngestSettings = Field(default_factory=IngestSettings)
+    broadcast: BroadcastSettings = Field(default_factory=BroadcastSettings)
     platforms: dict[str, dict[str, Any] | None] = Field(default_factory=dict)
     """Enabled platforms by name, each with its options."""
     plugins: PluginsSettings = Field(default_factory=PluginsSettings)

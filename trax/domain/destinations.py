@@ -14,7 +14,9 @@ class DestinationStatus(StrEnum):
     ERROR = "error"
 
 
-KNOWN_PLATFORMS = ("youtube", "twitch", "facebook", "custom_rtmp")
+KNOWN_PLATFORMS = ("youtube", "twitch", "facebook", "custom_rtmp", "custom_srt")
+CUSTOM_PLATFORMS = ("custom_rtmp", "custom_srt")
+"""Platforms whose ingest target is given on the destination itself, not by a platform plugin."""
 
 
 @dataclass(kw_only=True, slots=True)
@@ -29,10 +31,16 @@ class Destination(Entity):
     enabled: bool = True
     status: DestinationStatus = DestinationStatus.IDLE
     error: str | None = None
+    """What went wrong, in words (no secrets); ``error_code`` says it for programs."""
+    error_code: str | None = None
     # May carry user-info (rtmp://user:password@host/...): kept out of reprs, shown via public_rtmp_url.
     rtmp_url: str | None = field(default=None, repr=False)
     # Write-only: kept to push to the platform, never returned or shown.
     stream_key: str | None = field(default=None, repr=False)
+    # custom_srt: srt://host:port (no query); the stream id and passphrase are write-only.
+    srt_url: str | None = None
+    srt_streamid: str | None = field(default=None, repr=False)
+    srt_passphrase: str | None = field(default=None, repr=False)
 
     @property
     def parent_id(self) -> str | None:

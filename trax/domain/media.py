@@ -9,6 +9,8 @@ from trax.domain.base import Entity
 
 class AssetStatus(StrEnum):
     PENDING = "pending"
+    PROCESSING = "processing"
+    """A recording still being written (its studio is live)."""
     READY = "ready"
     FAILED = "failed"
 
@@ -24,6 +26,9 @@ class MediaAsset(Entity):
     sha256: str | None = None
     status: AssetStatus = AssetStatus.PENDING
     blob_key: str | None = None
+    duration_seconds: float | None = None
+    origin_studio_id: str | None = None
+    """Set on recordings: the studio whose program this is."""
 
 
 @dataclass(kw_only=True, slots=True)

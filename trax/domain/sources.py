@@ -40,6 +40,9 @@ class Source(Entity):
     status: SourceStatus = SourceStatus.IDLE
     status_reason: str | None = None
     media_asset_id: str | None = None
+    # media sources: how the asset plays into the path while the studio is live
+    loop: bool = False
+    playing: bool = True
     # Static stream key credential (ingest.md): a keyed hash for lookup, never the key.
     stream_key_hash: str | None = field(default=None, repr=False)
     # RTMP's authmod=adobe challenge needs a per-key salt and b64(md5(key + salt + key)), not the key.

@@ -19,6 +19,15 @@ class DestinationState:
     id: str
     status: DestinationStatus
     error: str | None = None
+    error_code: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ProgramState:
+    """The program pipeline as this process runs it: ``stopped``, ``starting``, ``running``, ``error``."""
+
+    status: str
+    error: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,3 +40,4 @@ class StreamStatus:
     updated_at: datetime
     sources: tuple[SourceState, ...]
     destinations: tuple[DestinationState, ...]
+    program: ProgramState | None = None

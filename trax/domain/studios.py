@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
 
 from trax.domain.base import Entity
 from trax.domain.errors import Conflict
+from trax.domain.program import ProgramSettings
 
 
 class StudioStatus(StrEnum):
@@ -39,6 +40,7 @@ class Studio(Entity):
     description: str | None = None
     status: StudioStatus = StudioStatus.OFFLINE
     live_since: datetime | None = None
+    program: ProgramSettings = field(default_factory=ProgramSettings)
 
     @property
     def is_on_air(self) -> bool:

@@ -221,6 +221,24 @@ class Reader:
         if self.publisher is not None:
             self.publisher.request_keyframe()
 
+    def discard_queued(self) -> int:
+        """Drop what is queued (a newcomer's GOP replay, say) and return how many packets that was."""
+        dropped = 0
+        while self._queue and self._queue[0] is not _END:
+            self._queue.popleft()
+            dropped += 1
+        self.dropped += dropped
+        return dropped
+
+    async def wait(self, timeout: float) -> None:
+        """Return when a packet (or the end) is queued, or after ``timeout`` seconds."""
+        if self._queue or self._closed:
+            return
+        self._wakeup.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                await self._wakeup.wait()
+
     def get_nowait(self) -> Packet | None:
         """The next queued packet, or ``None`` when nothing is queued (``StopAsyncIteration`` at the end)."""
         if not self._queue:

@@ -323,6 +323,9 @@ class MediaTokens:
             raise InvalidRequest("action must be 'publish' or 'read'.", param="action")
         if not isinstance(path, str) or not is_valid_path(path):
             raise InvalidRequest("path is not a stream path (inputs/<kind>-<uuid>).", param="path")
+        if action == "publish" and not is_source_path(path):
+            # a program path is written by its studio's pipeline alone; anyone else may only read it
+            raise InvalidRequest("A program path can only be read; its studio's pipeline publishes it.", param="action")
         if self._path_exists is not None and is_source_path(path):
             found = self._path_exists(path)
             if asyncio.iscoroutine(found):

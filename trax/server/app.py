@@ -25,6 +25,7 @@ from trax.server.controllers.destinations import DestinationController
 from trax.server.controllers.keys import KeyController
 from trax.server.controllers.media import MediaController, UploadController
 from trax.server.controllers.meta import API_VERSION, health, jwks, openapi_json
+from trax.server.controllers.program import ProgramTokenController
 from trax.server.controllers.sources import SessionTokenController, SourceController
 from trax.server.controllers.studios import StudioController
 from trax.server.errors import exception_handler, make_before_send
@@ -70,7 +71,7 @@ class TraxApiPlugin(InitPlugin):
             KeyController,
         ]
         if self.runtime.settings.public_api.session_tokens_enabled:
-            handlers.append(SessionTokenController)
+            handlers.extend([SessionTokenController, ProgramTokenController])
         gate = DefineMiddleware(Gate)
         # on the router: Litestar 2.25 ignores AppConfig.request_max_body_size set by a plugin
         limit = self.runtime.settings.server.max_body_bytes

@@ -19,7 +19,8 @@ from trax.domain.destinations import Destination
 from trax.domain.errors import InvalidRequest
 from trax.domain.keys import ApiKey
 from trax.domain.media import MediaAsset, Upload
-from trax.domain.sources import Source
+from trax.domain.program import BITRATE_RANGE, FPS_RANGE, MAX_PROGRAM_SOURCES, MAX_SIZE, MIN_SIZE, ProgramSettings
+from trax.domain.sources import Source, SourceKind
 from trax.domain.stream import StreamStatus
 from trax.domain.studios import Studio
 
@@ -118,6 +119,26 @@ class Health(Out):
 # --- studios -----------------------------------------------------------------------
 
 
+LayoutT = Literal["single", "side_by_side", "grid", "pip"]
+
+
+class ProgramOutputOut(Out, omit_defaults=False):
+    width: int
+    height: int
+    fps: int
+    video_bitrate: int
+    audio_bitrate: int
+
+
+class ProgramOut(Out, omit_defaults=False):
+    layout: LayoutT
+    sources: list[str]
+    output: ProgramOutputOut
+    passthrough: bool
+    record: bool
+    slate: Annotated[str, Meta(description="'black' or a media asset id.")]
+
+
 class StudioOut(Out):
     id: Annotated[str, Meta(examples=["studio_01JDQ4V1ZQ7Y9N6X3W2T8R5K0M"])]
     name: str
@@ -125,6 +146,7 @@ class StudioOut(Out):
     created_at: Timestamp
     updated_at: Timestamp
     description: str | None = None
+    program: ProgramOut | None = None
 
 
 class StudioPage(Out):
@@ -137,9 +159,30 @@ class StudioCreate(In):
     description: Description | None = None
 
 
+class ProgramOutputPatch(In):
+    # the ranges are the domain's (trax.domain.program); the service checks them again for in-process callers
+    width: Annotated[int, Meta(ge=MIN_SIZE[0], le=MAX_SIZE[0])] | UnsetType = UNSET
+    height: Annotated[int, Meta(ge=MIN_SIZE[1], le=MAX_SIZE[1])] | UnsetType = UNSET
+    fps: Annotated[int, Meta(ge=FPS_RANGE[0], le=FPS_RANGE[1])] | UnsetType = UNSET
+    video_bitrate: Annotated[int, Meta(ge=BITRATE_RANGE[0], le=BITRATE_RANGE[1])] | UnsetType = UNSET
+    audio_bitrate: Annotated[int, Meta(ge=BITRATE_RANGE[0], le=BITRATE_RANGE[1])] | UnsetType = UNSET
+
+
+class ProgramPatch(In):
+    """Fields given replace the current ones (``output`` field by field); fields left out stay."""
+
+    layout: LayoutT | UnsetType = UNSET
+    sources: Annotated[list[str], Meta(max_length=MAX_PROGRAM_SOURCES)] | UnsetType | None = UNSET
+    output: ProgramOutputPatch | UnsetType = UNSET
+    passthrough: bool | UnsetType = UNSET
+    record: bool | UnsetType = UNSET
+    slate: Annotated[str, Meta(min_length=1, max_length=64)] | UnsetType = UNSET
+
+
 class StudioUpdate(In):
     name: Name | UnsetType = UNSET
     description: Description | UnsetType | None = UNSET
+    program: ProgramPatch | UnsetType = UNSET
 
 
 class SourceState(Out):
@@ -147,9 +190,19 @@ class SourceState(Out):
     status: SourceStatusT
 
 
+class DestinationError(Out):
+    code: Annotated[str, Meta(examples=["connection_refused"])]
+    message: str
+
+
 class DestinationState(Out):
     id: str
     status: DestinationStatusT
+    error: DestinationError | None = None
+
+
+class ProgramStateOut(Out):
+    status: Literal["stopped", "starting", "running", "error"]
     error: str | None = None
 
 
@@ -160,6 +213,30 @@ class StreamStatusOut(Out):
     sources: list[SourceState]
     destinations: list[DestinationState]
     live_since: Timestamp | None = None
+    program: ProgramStateOut | None = None
+
+
+_PROGRAM_OUT: dict[ProgramSettings, ProgramOut] = {}
+
+
+def program_out(p: ProgramSettings) -> ProgramOut:
+    # Studios share a handful of program settings (mostly the default), so the wire form is memoised.
+    hit = _PROGRAM_OUT.get(p)
+    if hit is not None:
+        return hit
+    o = p.output
+    out = ProgramOut(
+        layout=p.layout.value,
+        sources=list(p.sources or ()),
+        output=ProgramOutputOut(o.width, o.height, o.fps, o.video_bitrate, o.audio_bitrate),
+        passthrough=p.passthrough,
+        record=p.record,
+        slate=p.slate,
+    )
+    if len(_PROGRAM_OUT) >= 1024:
+        _PROGRAM_OUT.clear()
+    _PROGRAM_OUT[p] = out
+    return out
 
 
 def studio_out(s: Studio) -> StudioOut:
@@ -170,17 +247,29 @@ def studio_out(s: Studio) -> StudioOut:
         created_at=ts(s.created_at),
         updated_at=ts(s.updated_at),
         description=s.description,
+        program=program_out(s.program),
     )
 
 
+def destination_error(code: str | None, message: str | None) -> DestinationError | None:
+    if code is None and message is None:
+        return None
+    return DestinationError(code=code or "error", message=message or "")
+
+
 def stream_status_out(s: StreamStatus) -> StreamStatusOut:
+    program = s.program
     return StreamStatusOut(
         studio_id=s.studio_id,
         status=s.status.value,
         updated_at=ts(s.updated_at),
         live_since=opt_ts(s.live_since),
         sources=[SourceState(id=x.id, status=x.status.value) for x in s.sources],
-        destinations=[DestinationState(id=x.id, status=x.status.value, error=x.error) for x in s.destinations],
+        destinations=[
+            DestinationState(id=x.id, status=x.status.value, error=destination_error(x.error_code, x.error))
+            for x in s.destinations
+        ],
+        program=None if program is None else ProgramStateOut(status=program.status, error=program.error),  # type: ignore[arg-type]
     )
 
 
@@ -202,6 +291,8 @@ class SourceOut(Out):
     created_at: Timestamp
     updated_at: Timestamp
     media_asset_id: str | None = None
+    loop: bool | None = None
+    playing: bool | None = None
 
 
 class SourcePage(Out):
@@ -217,6 +308,10 @@ class SourceCreate(In):
 
 class SourceUpdate(In):
     name: Name | UnsetType = UNSET
+    loop: Annotated[bool, Meta(description="Media sources: start again at the end.")] | UnsetType = UNSET
+    playing: Annotated[bool, Meta(description="Media sources: false pauses (the source goes idle).")] | UnsetType = (
+        UNSET
+    )
 
 
 def source_out(s: Source) -> SourceOut:
@@ -230,6 +325,8 @@ def source_out(s: Source) -> SourceOut:
         created_at=ts(s.created_at),
         updated_at=ts(s.updated_at),
         media_asset_id=s.media_asset_id,
+        loop=s.loop if s.kind is SourceKind.MEDIA else None,
+        playing=s.playing if s.kind is SourceKind.MEDIA else None,
     )
 
 
@@ -269,6 +366,16 @@ def credentials_out(c: Any) -> IngestCredentialsOut:
 
 RtmpUrl = Annotated[str, Meta(max_length=2048, examples=["rtmp://live.example.com/app"])]
 StreamKey = Annotated[str, Meta(min_length=1, max_length=512)]
+SrtUrl = Annotated[
+    str,
+    Meta(
+        max_length=2048,
+        description="custom_srt: srt://host:port; a streamid/passphrase in its query is moved to those fields.",
+        examples=["srt://ingest.example.com:9000"],
+    ),
+]
+SrtStreamId = Annotated[str, Meta(min_length=1, max_length=512, description="custom_srt, write-only.")]
+SrtPassphrase = Annotated[str, Meta(min_length=10, max_length=79, description="custom_srt, write-only.")]
 
 
 class DestinationOut(Out):
@@ -281,9 +388,10 @@ class DestinationOut(Out):
     created_at: Timestamp
     updated_at: Timestamp
     connection_id: str | None = None
-    error: str | None = None
+    error: DestinationError | None = None
     rtmp_url: str | None = None
     stream_key_hint: str | None = None
+    srt_url: str | None = None
 
 
 class DestinationPage(Out):
@@ -298,6 +406,9 @@ class DestinationCreate(In):
     enabled: bool = True
     rtmp_url: RtmpUrl | None = None
     stream_key: StreamKey | None = None
+    srt_url: SrtUrl | None = None
+    streamid: SrtStreamId | None = None
+    passphrase: SrtPassphrase | None = None
 
 
 class DestinationUpdate(In):
@@ -307,6 +418,9 @@ class DestinationUpdate(In):
     enabled: bool | UnsetType = UNSET
     rtmp_url: RtmpUrl | UnsetType | None = UNSET
     stream_key: StreamKey | UnsetType | None = UNSET
+    srt_url: SrtUrl | UnsetType | None = UNSET
+    streamid: SrtStreamId | UnsetType | None = UNSET
+    passphrase: SrtPassphrase | UnsetType | None = UNSET
 
 
 def destination_out(d: Destination) -> DestinationOut:
@@ -320,9 +434,10 @@ def destination_out(d: Destination) -> DestinationOut:
         created_at=ts(d.created_at),
         updated_at=ts(d.updated_at),
         connection_id=d.connection_id,
-        error=d.error,
+        error=destination_error(d.error_code, d.error),
         rtmp_url=d.public_rtmp_url,
         stream_key_hint=d.stream_key_hint,
+        srt_url=d.srt_url,
     )
 
 
@@ -403,10 +518,12 @@ class MediaAssetOut(Out):
     name: str
     content_type: str
     size_bytes: int
-    status: Literal["pending", "ready", "failed"]
+    status: Literal["pending", "processing", "ready", "failed"]
     created_at: Timestamp
     updated_at: Timestamp
     sha256: str | None = None
+    duration_seconds: float | None = None
+    studio_id: Annotated[str | None, Meta(description="Recordings: the studio whose program this is.")] = None
 
 
 class MediaAssetPage(Out):
@@ -441,6 +558,8 @@ def asset_out(a: MediaAsset) -> MediaAssetOut:
         created_at=ts(a.created_at),
         updated_at=ts(a.updated_at),
         sha256=a.sha256,
+        duration_seconds=a.duration_seconds,
+        studio_id=a.origin_studio_id,
     )
 
 
@@ -542,6 +661,15 @@ def key_with_secret(k: ApiKey, secret: str) -> ApiKeyWithSecret:
 
 
 def changes(body: Struct) -> dict[str, Any]:
-    """The fields a PATCH body actually carries, by wire (camelCase) name; ``null`` kept."""
+    """The fields a PATCH body actually carries, by wire (camelCase) name; ``null`` kept.
+
+    A nested body (a studio's ``program``) becomes a plain mapping with only its given fields.
+    """
     info = msgspec.structs.fields(body)
-    return {f.encode_name: getattr(body, f.name) for f in info if getattr(body, f.name) is not UNSET}
+    out: dict[str, Any] = {}
+    for f in info:
+        value = getattr(body, f.name)
+        if value is UNSET:
+            continue
+        out[f.encode_name] = msgspec.to_builtins(value) if isinstance(value, Struct) else value
+    return out

@@ -18,6 +18,7 @@ from trax.services.principal import Principal
 from trax.services.studios import all_children
 
 UNLINKED_REASON = "The linked platform account was removed."
+UNLINKED_CODE = "connection_removed"
 
 
 class ConnectionService:
@@ -72,6 +73,7 @@ class ConnectionService:
                             connection_id=None,
                             status=DestinationStatus.ERROR,
                             error=UNLINKED_REASON,
+                            error_code=UNLINKED_CODE,
                             updated_at=now,
                         )
                         writes.append(Update(changed))
@@ -88,5 +90,7 @@ class ConnectionService:
                 studio_id=dst.studio_id,
                 destination_id=dst.id,
                 status=dst.status.value,
-                error=dst.error,
+                error={"code": dst.error_code, "message": dst.error},
             )
+            if self._d.broadcast is not None:  # its egress, if live, stops: there is nowhere to push to
+                self._d.broadcast.changed(dst.account_id, dst.studio_id)

@@ -10,7 +10,7 @@ from trax.domain.base import utcnow
 from trax.domain.events import Event
 from trax.domain.ids import IdGenerator
 from trax.domain.pages import CursorCodec
-from trax.interfaces import BlobStore, EventBus, Platform, Storage
+from trax.interfaces import BlobStore, Broadcaster, EventBus, Platform, Storage
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,6 +29,7 @@ class MediaPolicy:
         "application/octet-stream",
     )
     upload_ttl_seconds: int = 3600
+    max_recording_bytes: int = 200 * 1024**3
 
 
 @dataclass(slots=True)
@@ -41,6 +42,8 @@ class ServiceDeps:
     cursors: CursorCodec = field(repr=False)
     platforms: Mapping[str, Platform] = field(default_factory=dict)
     media: MediaPolicy = field(default_factory=MediaPolicy)
+    broadcast: Broadcaster | None = None
+    """Set by the runtime once built; ``None`` runs no programs (go-live only records the state)."""
 
     def now(self) -> datetime:
         return utcnow()

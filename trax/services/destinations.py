@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from trax.domain import events
 from trax.domain.connections import Connection
 from trax.domain.destinations import KNOWN_PLATFORMS, Destination, DestinationStatus
-from trax.domain.errors import InvalidRequest, NotFound
+from trax.domain.errors import Conflict, InvalidRequest, NotFound
 from trax.domain.pages import Page
 from trax.interfaces import Delete, Update
 from trax.services import validation
@@ -19,7 +19,9 @@ from trax.services.paging import keyset_page
 from trax.services.principal import Principal
 from trax.services.studios import insert_child, load_studio
 
-_WRITABLE = ("name", "platform", "connectionId", "enabled", "rtmpUrl", "streamKey")
+_WRITABLE = ("name", "platform", "connectionId", "enabled", "rtmpUrl", "streamKey", "srtUrl", "streamid", "passphrase")
+_SECRET_FIELDS = {"streamKey": "stream_key", "streamid": "srt_streamid", "passphrase": "srt_passphrase"}
+_SRT_QUERY = {"streamid": "srt_streamid", "passphrase": "srt_passphrase"}
 
 
 def _rtmp_url(value: Any) -> str:
@@ -28,6 +30,29 @@ def _rtmp_url(value: Any) -> str:
     if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname:
         raise InvalidRequest("rtmpUrl must be an rtmp:// or rtmps:// URL with a host.", param="rtmpUrl")
     return url
+
+
+def _srt_url(value: Any) -> tuple[str, dict[str, str]]:
+    """``srt://host:port`` and the secrets its query carried (``streamid``, ``passphrase``), kept apart."""
+    url = validation.text(value, "srtUrl", max_len=2048)
+    parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    if parts.scheme != "srt" or not parts.hostname or port is None or "@" in parts.netloc:
+        raise InvalidRequest("srtUrl must be an srt://host:port URL.", param="srtUrl")
+    secrets: dict[str, str] = {}
+    for name, values in parse_qs(parts.query, keep_blank_values=True).items():
+        if name not in _SRT_QUERY or len(values) != 1:
+            raise InvalidRequest("srtUrl takes only streamid and passphrase in its query.", param="srtUrl")
+        secrets[_SRT_QUERY[name]] = values[0]
+    return urlunsplit(("srt", parts.netloc, "", "", "")), secrets
+
+
+def _passphrase(value: Any) -> str:
+    # libsrt takes 10..79 characters; anything else would only fail at connect time
+    return validation.text(value, "passphrase", min_len=10, max_len=79)
 
 
 class DestinationService:
@@ -62,6 +87,35 @@ class DestinationService:
                 raise InvalidRequest("A custom_rtmp destination needs streamKey.", param="streamKey")
         elif fields.get("rtmp_url") is not None or fields.get("stream_key") is not None:
             raise InvalidRequest("rtmpUrl and streamKey are only for custom_rtmp.", param="rtmpUrl")
+        if platform == "custom_srt":
+            if not fields.get("srt_url"):
+                raise InvalidRequest("A custom_srt destination needs srtUrl.", param="srtUrl")
+        elif any(fields.get(k) is not None for k in ("srt_url", "srt_streamid", "srt_passphrase")):
+            raise InvalidRequest("srtUrl, streamid and passphrase are only for custom_srt.", param="srtUrl")
+
+    def _read_fields(self, body: Mapping[str, Any], fields: dict[str, Any]) -> None:
+        """The URL and secret fields ``body`` names, checked, into ``fields`` (domain names)."""
+        if "rtmpUrl" in body:
+            fields["rtmp_url"] = None if body["rtmpUrl"] is None else _rtmp_url(body["rtmpUrl"])
+        if "streamKey" in body:
+            key = body["streamKey"]
+            fields["stream_key"] = None if key is None else validation.text(key, "streamKey", max_len=512)
+        if "srtUrl" in body:
+            fields["srt_url"] = None
+            if body["srtUrl"] is not None:
+                fields["srt_url"], from_query = _srt_url(body["srtUrl"])
+                fields.update(from_query)
+        if "streamid" in body:
+            sid = body["streamid"]
+            fields["srt_streamid"] = None if sid is None else validation.text(sid, "streamid", max_len=512)
+        if "passphrase" in body:
+            fields["srt_passphrase"] = body["passphrase"]
+        if fields.get("srt_passphrase") is not None:
+            fields["srt_passphrase"] = _passphrase(fields["srt_passphrase"])
+
+    def _notify(self, dst: Destination) -> None:
+        if self._d.broadcast is not None:
+            self._d.broadcast.changed(dst.account_id, dst.studio_id)
 
     async def create(self, actor: Principal, studio_id: str, body: Mapping[str, Any]) -> Destination:
         actor.require("destinations:write")
@@ -78,11 +132,8 @@ class DestinationService:
             "platform": platform,
             "enabled": enabled,
             "connection_id": await self._check_connection(actor, body.get("connectionId"), str(platform)),
-            "rtmp_url": None if body.get("rtmpUrl") is None else _rtmp_url(body["rtmpUrl"]),
-            "stream_key": None
-            if body.get("streamKey") is None
-            else validation.text(body["streamKey"], "streamKey", max_len=512),
         }
+        self._read_fields(body, fields)
         self._check(fields)
         now = self._d.now()
         dst = Destination(
@@ -94,6 +145,7 @@ class DestinationService:
             **fields,
         )
         await insert_child(self._d, dst)
+        self._notify(dst)
         return dst
 
     async def list(
@@ -124,6 +176,9 @@ class DestinationService:
             "connection_id": dst.connection_id,
             "rtmp_url": dst.rtmp_url,
             "stream_key": dst.stream_key,
+            "srt_url": dst.srt_url,
+            "srt_streamid": dst.srt_streamid,
+            "srt_passphrase": dst.srt_passphrase,
         }
         if "name" in changes:
             fields["name"] = validation.text(changes["name"], "name", max_len=100)
@@ -133,36 +188,49 @@ class DestinationService:
             fields["enabled"] = changes["enabled"]
         if "connectionId" in changes:
             fields["connection_id"] = await self._check_connection(actor, changes["connectionId"], dst.platform)
-        if "rtmpUrl" in changes:
-            fields["rtmp_url"] = None if changes["rtmpUrl"] is None else _rtmp_url(changes["rtmpUrl"])
-        if "streamKey" in changes:
-            key = changes["streamKey"]
-            fields["stream_key"] = None if key is None else validation.text(key, "streamKey", max_len=512)
+        self._read_fields(changes, fields)
         self._check(fields)
         updated = replace(dst, **fields, updated_at=self._d.bump(dst.updated_at))
         await self._d.storage.apply([Update(updated)])
+        self._notify(updated)
         return updated
 
     async def delete(self, actor: Principal, studio_id: str, destination_id: str) -> None:
         actor.require("destinations:write")
         dst = await self._load(actor, studio_id, destination_id)
         await self._d.storage.apply([Delete(Destination, actor.account_id, dst.id)])
+        self._notify(dst)
 
     async def set_status(
-        self, account_id: str, destination_id: str, status: DestinationStatus, error: str | None = None
+        self,
+        account_id: str,
+        destination_id: str,
+        status: DestinationStatus,
+        error: str | None = None,
+        *,
+        code: str | None = None,
     ) -> Destination | None:
-        """Record what an output pipeline saw; emits ``destination.status_changed`` on change."""
-        dst = await self._d.storage.get(Destination, account_id, destination_id)
-        if dst is None or (dst.status is status and dst.error == error):
-            return dst
-        updated = replace(dst, status=status, error=error, updated_at=self._d.bump(dst.updated_at))
-        await self._d.storage.apply([Update(updated)])
-        await self._d.emit(
-            events.DESTINATION_STATUS_CHANGED,
-            account_id,
-            studio_id=dst.studio_id,
-            destination_id=dst.id,
-            status=status.value,
-            error=error,
-        )
-        return updated
+        """Record what an egress saw (``code`` names an error); emits ``destination.status_changed`` on change.
+
+        The write is a compare-and-set on the row just read, retried, so a concurrent edit of the
+        destination (its URL, its key) is never overwritten with the values read before it.
+        """
+        for _ in range(5):
+            dst = await self._d.storage.get(Destination, account_id, destination_id)
+            if dst is None or (dst.status is status and dst.error == error and dst.error_code == code):
+                return dst
+            updated = replace(dst, status=status, error=error, error_code=code, updated_at=self._d.bump(dst.updated_at))
+            try:
+                await self._d.storage.apply([Update(updated, expect_updated_at=dst.updated_at)])
+            except (Conflict, NotFound):
+                continue
+            await self._d.emit(
+                events.DESTINATION_STATUS_CHANGED,
+                account_id,
+                studio_id=dst.studio_id,
+                destination_id=dst.id,
+                status=status.value,
+                error={"code": code, "message": error} if error or code else None,
+            )
+            return updated
+        return None

@@ -132,3 +132,58 @@ class MediaService:
         finished = replace(upload, completed_at=now, updated_at=self._d.bump(upload.updated_at))
         await self._d.storage.apply([Update(done), Update(finished, expect_updated_at=upload.updated_at)])
         return done
+
+    # --- recordings (called by the broadcast, which acts for the studio, not for a caller) ---
+
+    async def begin_recording(self, account_id: str, studio_id: str, studio_name: str) -> MediaAsset:
+        """A ``processing`` asset for a recording of ``studio_id``'s program that starts now."""
+        now = self._d.now()
+        asset = MediaAsset(
+            id=self._d.new_id("asset"),
+            account_id=account_id,
+            created_at=now,
+            updated_at=now,
+            name=f"{studio_name[:60]} {now:%Y-%m-%d %H:%M:%S} UTC.mp4",
+            content_type="video/mp4",
+            size_bytes=0,
+            status=AssetStatus.PROCESSING,
+            origin_studio_id=studio_id,
+        )
+        await self._d.storage.apply([Insert(asset)])
+        return asset
+
+    async def finish_recording(
+        self, account_id: str, asset_id: str, chunks: AsyncIterator[bytes], *, duration_seconds: float | None
+    ) -> MediaAsset | None:
+        """Store a finished recording's bytes; the asset turns ``ready`` (``failed`` when nothing was recorded).
+
+        ``None`` when the asset was deleted meanwhile (the bytes are not kept).
+        """
+        asset = await self._d.storage.get(MediaAsset, account_id, asset_id)
+        if asset is None:
+            return None
+        blob_key = f"{account_id}/{asset.id}"
+        stored = await self._d.blobs.put(blob_key, chunks, max_bytes=self._d.media.max_recording_bytes)
+        status = AssetStatus.READY if stored.size > 0 else AssetStatus.FAILED
+        done = replace(
+            asset,
+            status=status,
+            size_bytes=stored.size,
+            sha256=stored.sha256,
+            blob_key=blob_key,
+            duration_seconds=None if duration_seconds is None else round(duration_seconds, 3),
+            updated_at=self._d.bump(asset.updated_at),
+        )
+        try:
+            await self._d.storage.apply([Update(done, expect_updated_at=asset.updated_at)])
+        except (Conflict, NotFound):  # deleted while its bytes were stored: do not leave them behind
+            await self._d.blobs.delete(blob_key)
+            return None
+        return done
+
+    async def asset_for_playback(self, account_id: str, asset_id: str) -> MediaAsset | None:
+        """A ``ready`` asset with bytes, for a media source or a slate (no caller: the studio plays it)."""
+        asset = await self._d.storage.get(MediaAsset, account_id, asset_id)
+        if asset is None or asset.status is not AssetStatus.READY or not asset.blob_key:
+            return None
+        return asset

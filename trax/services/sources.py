@@ -82,7 +82,13 @@ class SourceService:
             media_asset_id=media_asset_id,
         )
         await insert_child(self._d, src)
+        self._notify(src)
         return src
+
+    def _notify(self, src: Source) -> None:
+        # a live program places every source by default, and a media source plays only while live
+        if self._d.broadcast is not None:
+            self._d.broadcast.changed(src.account_id, src.studio_id)
 
     async def list(
         self, actor: Principal, studio_id: str, *, limit: int | None = None, cursor: str | None = None
@@ -97,19 +103,32 @@ class SourceService:
 
     async def update(self, actor: Principal, studio_id: str, source_id: str, changes: Mapping[str, Any]) -> Source:
         actor.require("sources:write")
-        validation.only_fields(changes, ("name",))
+        validation.only_fields(changes, ("name", "loop", "playing"))
         src = await self._load(actor, studio_id, source_id)
-        if "name" not in changes:
+        fields: dict[str, Any] = {}
+        if "name" in changes:
+            fields["name"] = validation.text(changes["name"], "name", max_len=100)
+        for flag in ("loop", "playing"):
+            if flag not in changes:
+                continue
+            if src.kind is not SourceKind.MEDIA:
+                raise InvalidRequest(f"{flag} is only for media sources.", param=flag)
+            if not isinstance(changes[flag], bool):
+                raise InvalidRequest(f"{flag} must be a boolean.", param=flag)
+            fields[flag] = changes[flag]
+        if not fields:
             return src
-        name = validation.text(changes["name"], "name", max_len=100)
-        updated = replace(src, name=name, updated_at=self._d.bump(src.updated_at))
+        updated = replace(src, **fields, updated_at=self._d.bump(src.updated_at))
         await self._d.storage.apply([Update(updated)])
+        if "loop" in fields or "playing" in fields:
+            self._notify(updated)
         return updated
 
     async def delete(self, actor: Principal, studio_id: str, source_id: str) -> None:
         actor.require("sources:write")
         src = await self._load(actor, studio_id, source_id)
         await self._d.storage.apply([Delete(Source, actor.account_id, src.id)])
+        self._notify(src)
 
     async def rotate_stream_key(self, actor: Principal, studio_id: str, source_id: str) -> tuple[Source, str]:
         """Issue a new static stream key (the old one stops working); shown once."""

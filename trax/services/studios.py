@@ -12,13 +12,14 @@ from trax.domain.destinations import Destination
 from trax.domain.errors import Conflict, NotFound
 from trax.domain.pages import Page
 from trax.domain.sources import Source
-from trax.domain.stream import DestinationState, SourceState, StreamStatus
+from trax.domain.stream import DestinationState, ProgramState, SourceState, StreamStatus
 from trax.domain.studios import Studio, StudioStatus, check_transition
 from trax.interfaces import Delete, Insert, Update, Write
 from trax.services import validation
 from trax.services.deps import ServiceDeps
 from trax.services.paging import keyset_page
 from trax.services.principal import Principal
+from trax.services.program import apply_program_patch
 
 DELETE_ATTEMPTS = 3
 """How many times a studio delete re-lists its children after losing to a concurrent create."""
@@ -83,9 +84,15 @@ class StudioService:
 
     async def update(self, actor: Principal, studio_id: str, changes: Mapping[str, Any]) -> Studio:
         actor.require("studios:write")
-        validation.only_fields(changes, ("name", "description"))
+        validation.only_fields(changes, ("name", "description", "program"))
         studio = await load_studio(self._d, actor.account_id, studio_id)
         fields: dict[str, Any] = {}
+        if "program" in changes:
+            program = await apply_program_patch(
+                self._d, actor.account_id, studio.id, changes["program"], studio.program
+            )
+            if program != studio.program:
+                fields["program"] = program
         if "name" in changes:
             fields["name"] = validation.text(changes["name"], "name", max_len=100)
         if "description" in changes:
@@ -94,6 +101,8 @@ class StudioService:
             return studio
         updated = replace(studio, **fields, updated_at=self._d.bump(studio.updated_at))
         await self._d.storage.apply([Update(updated)])
+        if "program" in fields and updated.is_on_air and self._d.broadcast is not None:
+            self._d.broadcast.changed(updated.account_id, updated.id)
         return updated
 
     async def delete(self, actor: Principal, studio_id: str) -> None:
@@ -137,8 +146,41 @@ class StudioService:
             live_since=studio.live_since,
             updated_at=updated,
             sources=tuple(SourceState(id=s.id, status=s.status) for s in sources),
-            destinations=tuple(DestinationState(id=d.id, status=d.status, error=d.error) for d in dests),
+            destinations=tuple(
+                DestinationState(id=d.id, status=d.status, error=d.error, error_code=d.error_code) for d in dests
+            ),
+            program=self._program_state(studio),
         )
+
+    def _program_state(self, studio: Studio) -> ProgramState | None:
+        if not studio.is_on_air:
+            return None
+        state = self._d.broadcast.program_state(studio.id) if self._d.broadcast is not None else None
+        # Another process may run this studio's pipeline (several ``trax serve`` on one database).
+        return state
+
+    async def _settle(
+        self, account_id: str, studio_id: str, from_status: StudioStatus, to_status: StudioStatus
+    ) -> Studio | None:
+        """Finish a transition begun earlier: ``from_status`` → ``to_status`` over whatever is stored now.
+
+        The studio may be edited (its program, its name) while the pipeline starts or stops, so the
+        compare-and-set is retried on the latest row; ``None`` when it left ``from_status`` meanwhile.
+        """
+        for _ in range(DELETE_ATTEMPTS * 3):
+            current = await load_studio(self._d, account_id, studio_id)
+            if current.status is not from_status:
+                return None
+            fields: dict[str, Any] = {"status": to_status, "updated_at": self._d.bump(current.updated_at)}
+            if to_status is StudioStatus.OFFLINE:
+                fields["live_since"] = None
+            settled = replace(current, **fields)
+            try:
+                await self._d.storage.apply([Update(settled, expect_updated_at=current.updated_at)])
+                return settled
+            except Conflict:
+                continue
+        raise Conflict("The studio kept changing while it went on or off air; retry.")
 
     async def go_live(self, actor: Principal, studio_id: str) -> tuple[StreamStatus, bool]:
         """Returns the status and whether anything changed (False: it was already on its way)."""
@@ -148,20 +190,27 @@ class StudioService:
             return await self._status(studio), False
         if studio.status is StudioStatus.STOPPING:
             raise Conflict("The studio is still stopping; try again shortly.")
-        # No compositor runs between "starting" and "live" yet, so both steps happen here;
-        # the state machine still checks each one so a later compositor can split them.
         check_transition(studio.status, StudioStatus.STARTING)
-        check_transition(StudioStatus.STARTING, StudioStatus.LIVE)
         now = self._d.now()
-        live = replace(studio, status=StudioStatus.LIVE, live_since=now, updated_at=self._d.bump(studio.updated_at))
+        starting = replace(
+            studio, status=StudioStatus.STARTING, live_since=now, updated_at=self._d.bump(studio.updated_at)
+        )
         try:
-            await self._d.storage.apply([Update(live, expect_updated_at=studio.updated_at)])
+            await self._d.storage.apply([Update(starting, expect_updated_at=studio.updated_at)])
         except Conflict:
             # Someone changed the studio meanwhile; if that was a go-live too, this call is a repeat.
             current = await load_studio(self._d, actor.account_id, studio_id)
             if current.status in (StudioStatus.LIVE, StudioStatus.STARTING):
                 return await self._status(current), False
             raise
+        if self._d.broadcast is not None:
+            # The pipeline starts in this process; a failure to start is the program's status, not the
+            # request's: the studio is live and the pipeline is retried with backoff.
+            await self._d.broadcast.start(studio.account_id, studio.id)
+        check_transition(StudioStatus.STARTING, StudioStatus.LIVE)
+        live = await self._settle(actor.account_id, studio_id, StudioStatus.STARTING, StudioStatus.LIVE)
+        if live is None:  # a go-offline landed while the pipeline started
+            return await self._status(await load_studio(self._d, actor.account_id, studio_id)), True
         await self._d.emit(events.STREAM_LIVE, studio.account_id, studio_id=studio.id, live_since=now.isoformat())
         return await self._status(live), True
 
@@ -171,14 +220,19 @@ class StudioService:
         if studio.status in (StudioStatus.OFFLINE, StudioStatus.STOPPING):
             return await self._status(studio), False
         check_transition(studio.status, StudioStatus.STOPPING)
-        check_transition(StudioStatus.STOPPING, StudioStatus.OFFLINE)
-        off = replace(studio, status=StudioStatus.OFFLINE, live_since=None, updated_at=self._d.bump(studio.updated_at))
+        stopping = replace(studio, status=StudioStatus.STOPPING, updated_at=self._d.bump(studio.updated_at))
         try:
-            await self._d.storage.apply([Update(off, expect_updated_at=studio.updated_at)])
+            await self._d.storage.apply([Update(stopping, expect_updated_at=studio.updated_at)])
         except Conflict:
             current = await load_studio(self._d, actor.account_id, studio_id)
             if current.status in (StudioStatus.OFFLINE, StudioStatus.STOPPING):
                 return await self._status(current), False
             raise
+        if self._d.broadcast is not None:
+            await self._d.broadcast.stop(studio.account_id, studio.id)
+        check_transition(StudioStatus.STOPPING, StudioStatus.OFFLINE)
+        off = await self._settle(actor.account_id, studio_id, StudioStatus.STOPPING, StudioStatus.OFFLINE)
+        if off is None:
+            return await self._status(await load_studio(self._d, actor.account_id, studio_id)), True
         await self._d.emit(events.STREAM_OFFLINE, studio.account_id, studio_id=studio.id)
         return await self._status(off), True
