@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import itertools
 from fractions import Fraction
 from typing import Any
 
@@ -56,10 +58,8 @@ class Collector:
     async def close(self) -> None:
         self.reader.close()
         self.task.cancel()
-        try:
+        with contextlib.suppress(asyncio.CancelledError):
             await self.task
-        except asyncio.CancelledError:
-            pass
 
 
 async def start_program(hub: PathHub) -> tuple[PassthroughProgram, asyncio.Task[None]]:
@@ -78,7 +78,7 @@ async def start_program(hub: PathHub) -> tuple[PassthroughProgram, asyncio.Task[
 def assert_monotonic(packets: list[Packet]) -> None:
     for track in (VIDEO, AUDIO):
         dts = [p.dts for p in packets if p.track == track]
-        assert all(b > a for a, b in zip(dts, dts[1:], strict=False)), f"track {track} dts not increasing"
+        assert all(b > a for a, b in itertools.pairwise(dts)), f"track {track} dts not increasing"
 
 
 def runs(colours: list[str]) -> list[str]:

@@ -98,6 +98,7 @@ def dev_config(tmp: Path, **sections: Any) -> dict[str, Any]:
         "public_api": {"write_enabled": True},
         "security": {"secret_key_file": str(tmp / "secret.key")},
         "platforms": {"loopback": {}},
+        "broadcast": {"recordings_dir": str(tmp / "recordings"), "media_cache_dir": str(tmp / "media-cache")},
     }
     config.update(sections)
     return config

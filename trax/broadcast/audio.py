@@ -48,11 +48,12 @@ class AudioConformer:
         import av
 
         self.track = track
-        self._decoder: Any = av.CodecContext.create(DECODERS[track.codec], "r")
+        decoder: Any = av.CodecContext.create(DECODERS[track.codec], "r")
         if track.extradata:
-            self._decoder.extradata = track.extradata
+            decoder.extradata = track.extradata
         if track.sample_rate:
-            self._decoder.sample_rate = track.sample_rate
+            decoder.sample_rate = track.sample_rate
+        self._decoder = decoder
         self._resampler: Any = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
         self._fifo: Any = av.AudioFifo()
         self._encoder: Any = av.CodecContext.create("aac", "w")

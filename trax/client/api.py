@@ -210,7 +210,7 @@ class Sources(Collection):
 
 
 class Destinations(Collection):
-    """``/v1/studios/{studioId}/destinations``. ``stream_key`` is write-only."""
+    """``/v1/studios/{studioId}/destinations``. ``stream_key``, ``streamid`` and ``passphrase`` are write-only."""
 
     def __init__(self, api: Api, studio_id: str) -> None:
         super().__init__(api)
@@ -225,6 +225,9 @@ class Destinations(Collection):
         enabled: bool | None = None,
         rtmp_url: str | None = None,
         stream_key: str | None = None,
+        srt_url: str | None = None,
+        streamid: str | None = None,
+        passphrase: str | None = None,
     ) -> Any:
         body = _body(
             name=name,
@@ -233,6 +236,9 @@ class Destinations(Collection):
             enabled=enabled,
             rtmp_url=rtmp_url,
             stream_key=stream_key,
+            srt_url=srt_url,
+            streamid=streamid,
+            passphrase=passphrase,
         )
         return self._api.call("POST", self._base, json=body, into=models.Destination)
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import secrets as _secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -25,6 +25,7 @@ from trax.domain.errors import InternalError, InvalidRequest, MethodNotAllowed, 
 from trax.domain.keys import ApiKey, RateLimitOverride
 from trax.domain.media import Upload
 from trax.domain.pages import Page
+from trax.domain.paths import program_path
 from trax.runtime import Runtime
 from trax.server import wire
 from trax.services import Principal
@@ -217,6 +218,19 @@ class LocalTransport:
             return await self.mint(src.path, body.get("action", "publish"), ttl=_arg(body, "ttlSeconds"))
 
         route(studio + "/sources/(?P<id>[^/]+)/session-tokens", POST=session_token)
+
+        async def program_token(r: _Req) -> Any:
+            body = _object(r.body)
+            _only(body, ("action", "audience", "ttlSeconds"))
+            await s.studios.stream_status(replace(p, scopes=frozenset({"stream:read"})), r["sid"])
+            return await self.mint(
+                program_path(r["sid"]),
+                body.get("action", "read"),
+                ttl=_arg(body, "ttlSeconds"),
+                audience=_arg(body, "audience"),
+            )
+
+        route(studio + "/program/session-tokens", POST=program_token)
 
         async def list_dst(r: _Req) -> Any:
             page = await s.destinations.list(p, r["sid"], limit=_limit(r.params), cursor=r.params.get("cursor"))

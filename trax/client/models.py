@@ -148,7 +148,12 @@ class State(Model):
 
     id: str = ""
     status: str = ""
-    error: str | None = None
+    error: dict[str, Any] | None = None
+    """``{"code", "message"}`` when a destination is in ``error``."""
+
+    @property
+    def error_code(self) -> str | None:
+        return None if not self.error else str(self.error.get("code"))
 
 
 @dataclass(kw_only=True, eq=False, repr=False)
@@ -169,9 +174,24 @@ class Studio(Model):
     live_since: datetime | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
+    program: dict[str, Any] = field(default_factory=dict)
+    """``layout``, ``sources``, ``output``, ``passthrough``, ``record``, ``slate`` (docs/broadcast.md)."""
 
     def _title(self) -> str:
         return f"Studio {self.name}"
+
+    def set_program(self, **changes: Any) -> Any:
+        """PATCH the program: ``layout="grid"``, ``sources=[cam, clip]`` (objects or ids), ``record=True``,
+        ``output={"width": 1280, "video_bitrate": 3_000_000}``; fields left out stay. Returns the studio."""
+        if "sources" in changes and changes["sources"] is not None:
+            changes["sources"] = [getattr(s, "id", s) for s in changes["sources"]]
+        return self.update(program=changes)
+
+    def program_session_token(self, **options: Any) -> Any:
+        """A read token and WHEP / SRT / RTMP URLs to watch the program (``ttl_seconds``, ``audience``)."""
+        return self._bound().call(
+            "POST", f"/v1/studios/{self.id}/program/session-tokens", json=to_wire(options), into=IngestCredentials
+        )
 
     @property
     def sources(self) -> Sources:
@@ -202,7 +222,7 @@ class Studio(Model):
         return self._bound().call("GET", f"/v1/studios/{self.id}/stream-status", into=StreamStatus)
 
     def update(self, **changes: Any) -> Any:
-        """PATCH the given fields (``name``, ``description``); returns the updated studio."""
+        """PATCH the given fields (``name``, ``description``, ``program``); returns the updated studio."""
         return self._bound().call("PATCH", f"/v1/studios/{self.id}", json=to_wire(changes), into=Studio)
 
     def refresh(self) -> Any:
@@ -222,6 +242,8 @@ class StreamStatus(Model):
     updated_at: datetime | None = None
     sources: tuple[State, ...] = field(default=(), metadata={"convert": _state_list})
     destinations: tuple[State, ...] = field(default=(), metadata={"convert": _state_list})
+    program: dict[str, Any] | None = None
+    """While on air: ``{"status": "running" | "starting" | "error", "error"?}`` of the program pipeline."""
 
     @property
     def live_sources(self) -> list[str]:
@@ -229,12 +251,21 @@ class StreamStatus(Model):
 
     def _rows(self) -> list[tuple[str, str]]:
         rows = [("studioId", self.studio_id), ("status", self.status)]
+        if self.program:
+            rows.append(
+                (
+                    "program",
+                    str(self.program.get("status"))
+                    + (f" ({self.program['error']})" if self.program.get("error") else ""),
+                )
+            )
         if self.live_since:
             rows.append(("liveSince", display.plain(self.live_since)))
         cap = display.MAX_ROWS // 2 - 3
         rows += [(f"source {s.id}", s.status) for s in self.sources[:cap]]
         rows += [
-            (f"destination {d.id}", d.status + (f" ({d.error})" if d.error else "")) for d in self.destinations[:cap]
+            (f"destination {d.id}", d.status + (f" ({d.error_code})" if d.error else ""))
+            for d in self.destinations[:cap]
         ]
         hidden = max(0, len(self.sources) - cap) + max(0, len(self.destinations) - cap)
         if hidden:
@@ -252,6 +283,8 @@ class Source(Model):
     status: str = ""
     ingest: dict[str, Any] = field(default_factory=dict)
     media_asset_id: str | None = None
+    loop: bool | None = None
+    playing: bool | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -320,9 +353,11 @@ class Destination(Model):
     connection_id: str | None = None
     enabled: bool = True
     status: str = ""
-    error: str | None = None
+    error: dict[str, Any] | None = None
+    """``{"code", "message"}`` while ``status`` is ``error``."""
     rtmp_url: str | None = None
     stream_key_hint: str | None = None
+    srt_url: str | None = None
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -386,6 +421,9 @@ class MediaAsset(Model):
     size_bytes: int = 0
     sha256: str | None = None
     status: str = ""
+    duration_seconds: float | None = None
+    studio_id: str | None = None
+    """Recordings: the studio whose program this is."""
     created_at: datetime | None = None
     updated_at: datetime | None = None
 
@@ -454,6 +492,8 @@ def to_wire(values: Mapping[str, Any]) -> dict[str, Any]:
     """Python keyword arguments as a ``/v1`` body: camelCase keys, RFC 3339 times."""
     out: dict[str, Any] = {}
     for k, v in values.items():
+        if isinstance(v, Mapping):
+            v = to_wire(v)
         out[_camel(k)] = wire_time(v) if isinstance(v, datetime) else v
     return out
 

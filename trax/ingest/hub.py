@@ -230,13 +230,13 @@ class Reader:
         self.dropped += dropped
         return dropped
 
-    async def wait(self, timeout: float) -> None:
-        """Return when a packet (or the end) is queued, or after ``timeout`` seconds."""
+    async def wait(self, seconds: float) -> None:
+        """Return when a packet (or the end) is queued, or after ``seconds``."""
         if self._queue or self._closed:
             return
         self._wakeup.clear()
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._wakeup.wait()
 
     def get_nowait(self) -> Packet | None:

@@ -79,7 +79,7 @@ async def _sources(deps: ServiceDeps, account_id: str, studio_id: str, value: An
 
 async def _slate(deps: ServiceDeps, account_id: str, value: Any) -> str:
     if value == SLATE_BLACK:
-        return value
+        return SLATE_BLACK
     if not isinstance(value, str):
         raise InvalidRequest("program.slate must be 'black' or a media asset id.", param="program.slate")
     asset = await deps.storage.get(MediaAsset, account_id, value)

@@ -1,0 +1,312 @@
+"""The composite program on a real hub with real encoders: pictures per slot, drop-outs, sound, timestamps."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import resource
+import time
+from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import AsyncExitStack, asynccontextmanager
+from fractions import Fraction
+from typing import Any
+
+import av
+import numpy as np
+import pytest
+
+from tests.broadcast.feeds import Clip, colour_clip, colour_name, mean_rgb, playing
+from trax.broadcast.compositor import Compositor
+from trax.broadcast.layouts import slots
+from trax.broadcast.tracks import AAC_FRAME, AAC_LC_48K_STEREO, AUDIO, VIDEO
+from trax.domain.program import Layout, OutputSettings
+from trax.ingest.hub import PathHub
+from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, H264ParameterSets, Packet, Track, h264_nal_types
+
+pytestmark = [pytest.mark.anyio, pytest.mark.slow]
+
+OUT = OutputSettings(width=320, height=180, fps=30, video_bitrate=500_000, audio_bitrate=128_000)
+FRAME = 90000 // OUT.fps
+CAMS = {c: f"inputs/rtmp-00000000-0000-4000-8000-00000000000{i}" for i, c in enumerate(("red", "green", "blue"))}
+
+
+class Program:
+    """What the compositor publishes, decoded as it comes."""
+
+    def __init__(self) -> None:
+        self.packets: list[Packet] = []
+        self.frames: list[Any] = []
+        self._decoder: Any = av.CodecContext.create("h264", "r")
+        self._decoded = 0
+
+    def __call__(self, packet: Packet) -> None:
+        self.packets.append(packet)
+
+    def video(self) -> list[Packet]:
+        return [p for p in self.packets if p.track == VIDEO]
+
+    def audio(self) -> list[Packet]:
+        return [p for p in self.packets if p.track == AUDIO]
+
+    def decode(self) -> list[Any]:
+        video = self.video()
+        for packet in video[self._decoded :]:
+            self.frames.extend(self._decoder.decode(av.Packet(packet.data)))
+        self._decoded = len(video)
+        return self.frames
+
+    def colour(self, layout: Layout, count: int, slot: int) -> str:
+        """The colour at the centre of ``slot`` in the latest picture."""
+        frames = self.decode()
+        if not frames:
+            return "none"
+        rect = slots(layout, count, OUT.width, OUT.height)[slot]
+        cx, cy = rect.x + rect.w // 2, rect.y + rect.h // 2
+        return colour_name(mean_rgb(frames[-1], cx - 4, cy - 4, 8, 8))
+
+    async def until(self, check: Callable[[], bool], within: float = 5.0) -> None:
+        """Poll ``check`` (it decodes what came) until it holds; ``TimeoutError`` after ``within`` s."""
+        deadline = time.monotonic() + within
+        while not check():
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"not within {within} s")
+            await asyncio.sleep(0.1)
+
+
+@asynccontextmanager
+async def compositing(
+    hub: PathHub, paths: Sequence[str], layout: Layout, output: OutputSettings = OUT
+) -> AsyncIterator[tuple[Compositor, Program]]:
+    program = Program()
+    compositor = Compositor(hub, paths, layout, output, publish=program)
+    async with asyncio.timeout(10):
+        await compositor.start()
+    try:
+        yield compositor, program
+    finally:
+        async with asyncio.timeout(10):
+            await compositor.stop()
+        assert compositor.task is not None and compositor.task.done()
+
+
+@pytest.fixture
+async def hub() -> AsyncIterator[PathHub]:
+    hub = PathHub(None, idle_timeout=30)
+    yield hub
+    async with asyncio.timeout(10):
+        await hub.close()
+
+
+@pytest.fixture(scope="module")
+def clips() -> dict[str, Clip]:
+    return {c: colour_clip(c, seconds=2.0) for c in ("red", "green", "blue")}
+
+
+def assert_steady(video: list[Packet]) -> None:
+    """Strictly increasing dts at the output rate: no step larger than two frames, pts == dts."""
+    dts = [p.dts for p in video]
+    steps = [b - a for a, b in itertools.pairwise(dts)]
+    assert steps and min(steps) > 0, "dts must increase strictly"
+    assert max(steps) <= 2 * FRAME, max(steps)
+    assert all(p.pts == p.dts for p in video)
+
+
+async def test_grid_places_each_source_and_recovers_a_dropped_one(hub: PathHub, clips: dict[str, Clip]) -> None:
+    paths = list(CAMS.values())
+    async with AsyncExitStack() as stack:
+        await stack.enter_async_context(playing(hub, CAMS["red"], clips["red"]))
+        await stack.enter_async_context(playing(hub, CAMS["blue"], clips["blue"]))
+        async with playing(hub, CAMS["green"], clips["green"]):
+            compositor, program = await stack.enter_async_context(compositing(hub, paths, Layout.GRID))
+            began = time.monotonic()
+            colours = ["red", "green", "blue"]
+            await program.until(lambda: [program.colour(Layout.GRID, 3, i) for i in range(3)] == colours)
+        # green's publisher left: its slot goes black, the others stay, frames keep coming
+        await program.until(lambda: program.colour(Layout.GRID, 3, 1) == "black", within=4)
+        assert program.colour(Layout.GRID, 3, 0) == "red" and program.colour(Layout.GRID, 3, 2) == "blue"
+        await asyncio.sleep(0.5)
+        async with playing(hub, CAMS["green"], clips["green"]):
+            await program.until(lambda: program.colour(Layout.GRID, 3, 1) == "green", within=5)
+        assert compositor.frames > 0 and compositor.encode_seconds > 0
+        elapsed = time.monotonic() - began
+    video = program.video()
+    assert_steady(video)
+    # the constant rate, off the clock: as many frames as seconds times fps (give or take the start)
+    assert abs(len(video) - elapsed * OUT.fps) <= 0.1 * elapsed * OUT.fps + 3
+    # a keyframe at least every 2 s (the GOP), whatever the sources did
+    keys = [p.dts // FRAME for p in video if p.keyframe]
+    assert max(b - a for a, b in itertools.pairwise([*keys, video[-1].dts // FRAME])) <= 2 * OUT.fps
+    assert video[0].keyframe and video[0].dts == 0
+    assert {H264_SPS, H264_PPS, H264_IDR} <= set(h264_nal_types(video[0].data))
+    # the empty fourth cell of the 2x2 grid is black throughout
+    frame = program.decode()[-1]
+    assert colour_name(mean_rgb(frame, 240, 135, 8, 8)) == "black"
+
+
+async def test_a_source_that_goes_quiet_turns_black(hub: PathHub, clips: dict[str, Clip]) -> None:
+    """A publisher that stays connected but sends nothing is dropped after about a second."""
+    pub = await hub.open_publisher(CAMS["red"], "test", clips["red"].tracks)
+    async with compositing(hub, [CAMS["red"]], Layout.SINGLE) as (_, program):
+        for packet in clips["red"].packets[:40]:
+            pub.send(packet)
+        await program.until(lambda: program.colour(Layout.SINGLE, 1, 0) == "red")
+        await program.until(lambda: program.colour(Layout.SINGLE, 1, 0) == "black", within=4)
+    await pub.close()
+    assert_steady(program.video())
+
+
+async def test_side_by_side_and_pip(hub: PathHub, clips: dict[str, Clip]) -> None:
+    paths = [CAMS["red"], CAMS["blue"]]
+    async with (
+        playing(hub, CAMS["red"], clips["red"]),
+        playing(hub, CAMS["blue"], clips["blue"]),
+        compositing(hub, paths, Layout.SIDE_BY_SIDE) as (compositor, program),
+    ):
+        await program.until(lambda: [program.colour(Layout.SIDE_BY_SIDE, 2, i) for i in range(2)] == ["red", "blue"])
+        frame = program.frames[-1]
+        # 16:9 sources in 8:9 halves are letterboxed: black bands above and below
+        assert colour_name(mean_rgb(frame, 70, 4, 8, 8)) == "black"
+        assert colour_name(mean_rgb(frame, 230, 168, 8, 8)) == "black"
+        switched = len(program.video())
+        compositor.update(paths, Layout.PIP)
+        await program.until(lambda: [program.colour(Layout.PIP, 2, i) for i in range(2)] == ["red", "blue"])
+        frame = program.frames[-1]
+        assert colour_name(mean_rgb(frame, 40, 40, 8, 8)) == "red"  # the main picture around the inset
+        compositor.update([CAMS["blue"]], Layout.SINGLE)
+        await program.until(lambda: program.colour(Layout.SINGLE, 1, 0) == "blue")
+        assert colour_name(mean_rgb(program.frames[-1], 0, 0, OUT.width, OUT.height)) == "blue"
+    video = program.video()
+    assert_steady(video)
+    # switching layout needs no new keyframe: the encoder ran on, every packet decoded into a picture,
+    # and the new layout was on screen within a few frames of the call
+    frames = program.decode()
+    assert len(frames) == len(video)
+    first = next(i for i, f in enumerate(frames) if colour_name(mean_rgb(f, 260, 140, 8, 8)) == "blue")
+    assert switched <= first <= switched + 3
+
+
+async def test_request_keyframe_forces_an_idr_with_parameter_sets(hub: PathHub) -> None:
+    async with compositing(hub, [], Layout.GRID) as (compositor, program):
+        await program.until(lambda: len(program.video()) > 5)
+        assert not any(p.keyframe for p in program.video()[1:])
+        count = len(program.video())
+        compositor.request_keyframe()
+        await program.until(lambda: len(program.video()) > count + 3)
+    video = program.video()
+    key = next(p for p in video[count:] if p.keyframe)
+    assert video.index(key) <= count + 2
+    assert {H264_SPS, H264_PPS, H264_IDR} <= set(h264_nal_types(key.data))
+
+
+def decode_audio(packets: list[Packet]) -> np.ndarray[Any, Any]:
+    dec: Any = av.CodecContext.create("aac", "r")
+    dec.extradata = AAC_LC_48K_STEREO
+    chunks = []
+    for packet in packets:
+        for frame in dec.decode(av.Packet(packet.data)):
+            assert frame.sample_rate == 48000 and len(frame.layout.channels) == 2
+            chunks.append(frame.to_ndarray())
+    return np.concatenate(chunks, axis=1)
+
+
+async def test_audio_mixes_live_sources_and_is_silent_without(hub: PathHub) -> None:
+    tone = colour_clip("white", seconds=2.0, audio_rate=44100)
+    async with compositing(hub, [CAMS["red"]], Layout.SINGLE) as (_, program):
+        await program.until(lambda: len(program.video()) >= 30)
+        silent_until = len(program.audio())
+        async with playing(hub, CAMS["red"], tone):
+            await program.until(lambda: program.colour(Layout.SINGLE, 1, 0) == "white")
+            await asyncio.sleep(1.5)
+            live_until = len(program.audio())
+    audio, video = program.audio(), program.video()
+    pts = [p.pts for p in audio]
+    assert pts[0] == 0 and all(b - a == AAC_FRAME for a, b in itertools.pairwise(pts))
+    # ~48000 samples per second of program time, in step with the video clock
+    program_seconds = (video[-1].dts + FRAME) / 90000
+    assert abs(len(audio) * AAC_FRAME / 48000 - program_seconds) < 0.1
+    samples = decode_audio(audio)
+    assert samples.shape[1] == len(audio) * AAC_FRAME
+    rms = lambda a: float(np.sqrt(np.mean(np.square(a))))  # noqa: E731
+    assert rms(samples[:, : (silent_until - 1) * AAC_FRAME]) < 1e-3
+    live = samples[:, (live_until - 20) * AAC_FRAME : live_until * AAC_FRAME]
+    assert rms(live) > 0.1  # the 0.3-amplitude tone
+
+
+async def test_audio_of_two_sources_is_summed(hub: PathHub) -> None:
+    a = colour_clip("red", seconds=2.0, audio_rate=48000)
+    b = colour_clip("blue", seconds=2.0, audio_rate=44100)
+    paths = [CAMS["red"], CAMS["blue"]]
+    async with (
+        playing(hub, paths[0], a),
+        playing(hub, paths[1], b),
+        compositing(hub, paths, Layout.SIDE_BY_SIDE) as (_, program),
+    ):
+        await program.until(lambda: [program.colour(Layout.SIDE_BY_SIDE, 2, i) for i in range(2)] == ["red", "blue"])
+        await asyncio.sleep(1.5)
+    samples = decode_audio(program.audio()[-40:-5])
+    # two 0.3 tones of the same pitch: louder than one (phases differ), never clipped beyond full scale
+    assert float(np.abs(samples).max()) <= 1.0 + 1e-3
+    assert float(np.sqrt(np.mean(np.square(samples)))) > 0.22
+
+
+def moving_clip(seconds: float, size: tuple[int, int], fps: int = 30) -> Clip:
+    """A 720p-ish clip with motion and texture, so decoding and encoding cost what real video costs."""
+    w, h = size
+    enc: Any = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.time_base, enc.framerate = Fraction(1, fps), Fraction(fps, 1)
+    enc.gop_size, enc.max_b_frames, enc.bit_rate = 2 * fps, 0, 3_000_000
+    enc.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "repeat-headers=1"}
+    rng = np.random.default_rng(1)
+    texture = rng.integers(0, 255, (h, w * 2, 3), dtype=np.uint8)
+    params = H264ParameterSets()
+    packets = []
+    step = 90000 // fps
+    for i in range(int(seconds * fps)):
+        shift = (i * 8) % w
+        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, shift : shift + w]), format="rgb24")
+        frame = frame.reformat(format="yuv420p")
+        frame.pts = i
+        for pkt in list(enc.encode(frame)) + (list(enc.encode(None)) if i == int(seconds * fps) - 1 else []):
+            data, key = params.canonical(bytes(pkt))
+            packets.append(Packet(0, data, int(pkt.pts) * step, int(pkt.pts) * step, key))
+    track = Track(0, "video", "h264", Fraction(1, 90000), width=w, height=h)
+    audio = colour_clip("white", seconds=seconds, size=(64, 36), fps=fps)
+    tracks = [track, audio.tracks[1]]
+    merged = sorted(
+        packets + [p for p in audio.packets if p.track == 1], key=lambda p: float(p.dts * tracks[p.track].time_base)
+    )
+    return Clip(tracks, merged, seconds)
+
+
+@pytest.mark.skipif(os.environ.get("TRAX_SKIP_BENCH") == "1", reason="benchmark disabled")
+async def test_measure_two_720p_sources_into_a_720p_grid(hub: PathHub) -> None:
+    """Prints sustained fps and CPU use; asserts only that the program kept going."""
+    clip = moving_clip(2.0, (1280, 720))
+    out = OutputSettings(width=1280, height=720, fps=30, video_bitrate=3_000_000, audio_bitrate=128_000)
+    paths = [CAMS["red"], CAMS["blue"]]
+    async with (
+        playing(hub, paths[0], clip),
+        playing(hub, paths[1], clip),
+        compositing(hub, paths, Layout.GRID, out) as (compositor, program),
+    ):
+        await asyncio.sleep(2.0)  # warm up: readers attached, decoders running
+        frames0, enc0 = compositor.frames, compositor.encode_seconds
+        cpu0, wall0 = _cpu(), time.monotonic()
+        await asyncio.sleep(10.0)
+        frames, wall, cpu = compositor.frames - frames0, time.monotonic() - wall0, _cpu() - cpu0
+        render = (compositor.encode_seconds - enc0) / max(frames, 1)
+        decoded = [f.decoded for f in compositor._feeds.values()]
+    print(
+        f"\ncompositor 2x720p30 -> 720p30 grid: {frames / wall:.1f} fps over {wall:.1f} s, "
+        f"process CPU {cpu:.1f} s ({100 * cpu / wall:.0f}% of one core), render {1000 * render:.1f} ms/frame, "
+        f"late restarts {compositor.late_frames}, source frames decoded {decoded}"
+    )
+    assert frames > 0
+    assert_steady(program.video())
+
+
+def _cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
