@@ -13,7 +13,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import socket
+import ssl
 import subprocess
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -42,10 +44,10 @@ class Receiver:
         assert self.record_dir is not None
         return self.record_dir / f"{key}.flv"
 
-    async def wait(self, timeout: float = 10.0) -> int | None:
+    async def wait(self, within: float = 10.0) -> int | None:
         """Wait for the process to exit by itself (e.g. ffmpeg after its publisher left); its return code."""
         with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(within):
                 return await self.process.wait()
         return None
 
@@ -79,7 +81,7 @@ async def _wait_listening_tcp(port: int, proc: asyncio.subprocess.Process) -> No
         while True:
             if proc.returncode is not None:
                 raise RuntimeError(f"receiver exited early with {proc.returncode}")
-            table = Path("/proc/net/tcp").read_text()
+            table = await asyncio.to_thread(Path("/proc/net/tcp").read_text)
             if f":{port:04X} 00000000:0000 0A" in table:
                 return
             await asyncio.sleep(0.05)
@@ -163,37 +165,81 @@ async def ffmpeg_rtmp_listener(
 ) -> AsyncIterator[Receiver]:
     """``ffmpeg -listen 1`` for one publish to ``rtmp(s)://127.0.0.1:PORT/live/<key>``, copied into ``out.flv``.
 
-    ``.url`` is the full publish URL (key included). With ``tls`` ffmpeg serves RTMPS with a
-    self-signed certificate (publish with ``tls_verify=False``).
+    ``.url`` is the full publish URL (key included); ``port`` pins the port (to start a receiver where
+    an egress is already retrying). FFmpeg cannot listen on ``rtmps`` ("rtmp_listen not available
+    for rtmps"), so with ``tls`` an in-process TLS terminator with a self-signed certificate sits on
+    ``.port`` in front of the plain listener (publish with ``tls_verify=False``).
     """
     ffmpeg = require_tool("ffmpeg")
     port = port or free_port()
+    inner = free_port() if tls else port
     base = tmp_path / f"ffmpeg-{port}"
     base.mkdir(parents=True, exist_ok=True)
     out = base / "out.flv"
-    scheme = "rtmps" if tls else "rtmp"
-    url = f"{scheme}://127.0.0.1:{port}/live/{key}"
+    url = f"{'rtmps' if tls else 'rtmp'}://127.0.0.1:{port}/live/{key}"
     args = [ffmpeg, "-hide_banner", "-nostdin", "-y", "-loglevel", "info"]
-    if tls:
-        from tests.ingest.rtmp.support import self_signed
-
-        cert, keyfile = self_signed(base)
-        args += ["-cert_file", str(cert), "-key_file", str(keyfile)]
-    args += ["-listen", "1", "-i", url, "-c", "copy", "-f", "flv", str(out)]
+    args += ["-listen", "1", "-i", f"rtmp://127.0.0.1:{inner}/live/{key}", "-c", "copy", "-f", "flv", str(out)]
     log = base / "ffmpeg.log"
     with log.open("wb") as err:
         proc = await asyncio.create_subprocess_exec(*args, stdout=subprocess.DEVNULL, stderr=err)
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            await _wait_listening_tcp(inner, proc)
+            if tls:
+                await stack.enter_async_context(_tls_terminator(base, port, inner))
+            yield Receiver(url, port, proc, output=out, log=log)
+        finally:
+            # a publisher that closed cleanly lets ffmpeg finish the file on its own
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(3):
+                    await proc.wait()
+            if proc.returncode is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGINT)  # ffmpeg writes its trailer
+            await _end(proc)
+
+
+@contextlib.asynccontextmanager
+async def _tls_terminator(base: Path, port: int, inner: int) -> AsyncIterator[None]:
+    """Accept TLS on ``port`` and relay the plaintext to ``127.0.0.1:inner``."""
+    from tests.ingest.rtmp.support import self_signed
+
+    cert, keyfile = self_signed(base)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, keyfile)
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pipe(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            while data := await r.read(65536):
+                w.write(data)
+                await w.drain()
+        except (OSError, ssl.SSLError):
+            pass
+        finally:
+            w.close()
+
+    async def handle(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
+        try:
+            ir, iw = await asyncio.open_connection("127.0.0.1", inner)
+        except OSError:
+            w.close()
+            return
+        for t in (asyncio.create_task(pipe(r, iw)), asyncio.create_task(pipe(ir, w))):
+            tasks.add(t)
+            t.add_done_callback(tasks.discard)
+
+    server = await asyncio.start_server(handle, "127.0.0.1", port, ssl=context)
     try:
-        await _wait_listening_tcp(port, proc)
-        yield Receiver(url, port, proc, output=out, log=log)
+        yield
     finally:
-        # a publisher that closed cleanly lets ffmpeg finish the file on its own
-        await Receiver(url, port, proc).wait(3.0)
-        proc_int = proc
-        if proc_int.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                proc_int.send_signal(2)  # SIGINT: ffmpeg writes its trailer
-        await _end(proc)
+        server.close()
+        # let the relay deliver the publisher's goodbye before it is cut
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(3):
+                await asyncio.gather(*tasks, return_exceptions=True)
+        for t in tasks:
+            t.cancel()
 
 
 @contextlib.asynccontextmanager

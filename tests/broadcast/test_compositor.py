@@ -5,89 +5,34 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-import resource
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
-from contextlib import AsyncExitStack, asynccontextmanager
-from fractions import Fraction
-from typing import Any
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack
 
-import av
 import numpy as np
 import pytest
 
+from tests.broadcast.compositor_support import (
+    CAMS,
+    FRAME,
+    OUT,
+    assert_steady,
+    compositing,
+    cpu_seconds,
+    decode_audio,
+    decode_h264,
+    moving_clip,
+    opus_clip,
+    solid_frame,
+)
 from tests.broadcast.feeds import Clip, colour_clip, colour_name, mean_rgb, playing
-from trax.broadcast.compositor import Compositor
-from trax.broadcast.layouts import slots
-from trax.broadcast.tracks import AAC_FRAME, AAC_LC_48K_STEREO, AUDIO, VIDEO
+from trax.broadcast.compositor import encode_slate
+from trax.broadcast.tracks import AAC_FRAME, AUDIO, VIDEO
 from trax.domain.program import Layout, OutputSettings
 from trax.ingest.hub import PathHub
-from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, H264ParameterSets, Packet, Track, h264_nal_types
+from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, h264_nal_types
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-OUT = OutputSettings(width=320, height=180, fps=30, video_bitrate=500_000, audio_bitrate=128_000)
-FRAME = 90000 // OUT.fps
-CAMS = {c: f"inputs/rtmp-00000000-0000-4000-8000-00000000000{i}" for i, c in enumerate(("red", "green", "blue"))}
-
-
-class Program:
-    """What the compositor publishes, decoded as it comes."""
-
-    def __init__(self) -> None:
-        self.packets: list[Packet] = []
-        self.frames: list[Any] = []
-        self._decoder: Any = av.CodecContext.create("h264", "r")
-        self._decoded = 0
-
-    def __call__(self, packet: Packet) -> None:
-        self.packets.append(packet)
-
-    def video(self) -> list[Packet]:
-        return [p for p in self.packets if p.track == VIDEO]
-
-    def audio(self) -> list[Packet]:
-        return [p for p in self.packets if p.track == AUDIO]
-
-    def decode(self) -> list[Any]:
-        video = self.video()
-        for packet in video[self._decoded :]:
-            self.frames.extend(self._decoder.decode(av.Packet(packet.data)))
-        self._decoded = len(video)
-        return self.frames
-
-    def colour(self, layout: Layout, count: int, slot: int) -> str:
-        """The colour at the centre of ``slot`` in the latest picture."""
-        frames = self.decode()
-        if not frames:
-            return "none"
-        rect = slots(layout, count, OUT.width, OUT.height)[slot]
-        cx, cy = rect.x + rect.w // 2, rect.y + rect.h // 2
-        return colour_name(mean_rgb(frames[-1], cx - 4, cy - 4, 8, 8))
-
-    async def until(self, check: Callable[[], bool], within: float = 5.0) -> None:
-        """Poll ``check`` (it decodes what came) until it holds; ``TimeoutError`` after ``within`` s."""
-        deadline = time.monotonic() + within
-        while not check():
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"not within {within} s")
-            await asyncio.sleep(0.1)
-
-
-@asynccontextmanager
-async def compositing(
-    hub: PathHub, paths: Sequence[str], layout: Layout, output: OutputSettings = OUT
-) -> AsyncIterator[tuple[Compositor, Program]]:
-    program = Program()
-    compositor = Compositor(hub, paths, layout, output, publish=program)
-    async with asyncio.timeout(10):
-        await compositor.start()
-    try:
-        yield compositor, program
-    finally:
-        async with asyncio.timeout(10):
-            await compositor.stop()
-        assert compositor.task is not None and compositor.task.done()
 
 
 @pytest.fixture
@@ -101,15 +46,6 @@ async def hub() -> AsyncIterator[PathHub]:
 @pytest.fixture(scope="module")
 def clips() -> dict[str, Clip]:
     return {c: colour_clip(c, seconds=2.0) for c in ("red", "green", "blue")}
-
-
-def assert_steady(video: list[Packet]) -> None:
-    """Strictly increasing dts at the output rate: no step larger than two frames, pts == dts."""
-    dts = [p.dts for p in video]
-    steps = [b - a for a, b in itertools.pairwise(dts)]
-    assert steps and min(steps) > 0, "dts must increase strictly"
-    assert max(steps) <= 2 * FRAME, max(steps)
-    assert all(p.pts == p.dts for p in video)
 
 
 async def test_grid_places_each_source_and_recovers_a_dropped_one(hub: PathHub, clips: dict[str, Clip]) -> None:
@@ -199,17 +135,6 @@ async def test_request_keyframe_forces_an_idr_with_parameter_sets(hub: PathHub) 
     assert {H264_SPS, H264_PPS, H264_IDR} <= set(h264_nal_types(key.data))
 
 
-def decode_audio(packets: list[Packet]) -> np.ndarray[Any, Any]:
-    dec: Any = av.CodecContext.create("aac", "r")
-    dec.extradata = AAC_LC_48K_STEREO
-    chunks = []
-    for packet in packets:
-        for frame in dec.decode(av.Packet(packet.data)):
-            assert frame.sample_rate == 48000 and len(frame.layout.channels) == 2
-            chunks.append(frame.to_ndarray())
-    return np.concatenate(chunks, axis=1)
-
-
 async def test_audio_mixes_live_sources_and_is_silent_without(hub: PathHub) -> None:
     tone = colour_clip("white", seconds=2.0, audio_rate=44100)
     async with compositing(hub, [CAMS["red"]], Layout.SINGLE) as (_, program):
@@ -250,36 +175,6 @@ async def test_audio_of_two_sources_is_summed(hub: PathHub) -> None:
     assert float(np.sqrt(np.mean(np.square(samples)))) > 0.22
 
 
-def moving_clip(seconds: float, size: tuple[int, int], fps: int = 30) -> Clip:
-    """A 720p-ish clip with motion and texture, so decoding and encoding cost what real video costs."""
-    w, h = size
-    enc: Any = av.CodecContext.create("libx264", "w")
-    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
-    enc.time_base, enc.framerate = Fraction(1, fps), Fraction(fps, 1)
-    enc.gop_size, enc.max_b_frames, enc.bit_rate = 2 * fps, 0, 3_000_000
-    enc.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "repeat-headers=1"}
-    rng = np.random.default_rng(1)
-    texture = rng.integers(0, 255, (h, w * 2, 3), dtype=np.uint8)
-    params = H264ParameterSets()
-    packets = []
-    step = 90000 // fps
-    for i in range(int(seconds * fps)):
-        shift = (i * 8) % w
-        frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(texture[:, shift : shift + w]), format="rgb24")
-        frame = frame.reformat(format="yuv420p")
-        frame.pts = i
-        for pkt in list(enc.encode(frame)) + (list(enc.encode(None)) if i == int(seconds * fps) - 1 else []):
-            data, key = params.canonical(bytes(pkt))
-            packets.append(Packet(0, data, int(pkt.pts) * step, int(pkt.pts) * step, key))
-    track = Track(0, "video", "h264", Fraction(1, 90000), width=w, height=h)
-    audio = colour_clip("white", seconds=seconds, size=(64, 36), fps=fps)
-    tracks = [track, audio.tracks[1]]
-    merged = sorted(
-        packets + [p for p in audio.packets if p.track == 1], key=lambda p: float(p.dts * tracks[p.track].time_base)
-    )
-    return Clip(tracks, merged, seconds)
-
-
 @pytest.mark.skipif(os.environ.get("TRAX_SKIP_BENCH") == "1", reason="benchmark disabled")
 async def test_measure_two_720p_sources_into_a_720p_grid(hub: PathHub) -> None:
     """Prints sustained fps and CPU use; asserts only that the program kept going."""
@@ -293,9 +188,9 @@ async def test_measure_two_720p_sources_into_a_720p_grid(hub: PathHub) -> None:
     ):
         await asyncio.sleep(2.0)  # warm up: readers attached, decoders running
         frames0, enc0 = compositor.frames, compositor.encode_seconds
-        cpu0, wall0 = _cpu(), time.monotonic()
+        cpu0, wall0 = cpu_seconds(), time.monotonic()
         await asyncio.sleep(10.0)
-        frames, wall, cpu = compositor.frames - frames0, time.monotonic() - wall0, _cpu() - cpu0
+        frames, wall, cpu = compositor.frames - frames0, time.monotonic() - wall0, cpu_seconds() - cpu0
         render = (compositor.encode_seconds - enc0) / max(frames, 1)
         decoded = [f.decoded for f in compositor._feeds.values()]
     print(
@@ -307,6 +202,53 @@ async def test_measure_two_720p_sources_into_a_720p_grid(hub: PathHub) -> None:
     assert_steady(program.video())
 
 
-def _cpu() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
+async def test_opus_sources_are_decoded_and_mixed(hub: PathHub) -> None:
+    async with (
+        playing(hub, CAMS["green"], opus_clip("green", 2.0)),
+        compositing(hub, [CAMS["green"]], Layout.SINGLE) as (_, program),
+    ):
+        await program.until(lambda: program.colour(Layout.SINGLE, 1, 0) == "green")
+        await asyncio.sleep(1.5)
+    samples = decode_audio(program.audio()[-30:-5])
+    assert float(np.sqrt(np.mean(np.square(samples)))) > 0.1
+
+
+async def test_a_slot_without_a_source_shows_the_slate(hub: PathHub, clips: dict[str, Clip]) -> None:
+    """The slate (any size, letterboxed) fills slots whose source has nothing to show; empty cells stay black."""
+    slate = solid_frame("white", (64, 36))
+    paths = [CAMS["red"], CAMS["green"], CAMS["blue"]]
+    async with (
+        playing(hub, CAMS["red"], clips["red"]),
+        compositing(hub, paths, Layout.GRID, slate=lambda: slate) as (compositor, program),
+    ):
+        want = ["red", "white", "white"]
+        await program.until(lambda: [program.colour(Layout.GRID, 3, i) for i in range(3)] == want)
+        await asyncio.sleep(1.0)
+        stats = compositor.stats
+    assert colour_name(mean_rgb(program.decode()[-1], 240, 135, 8, 8)) == "black"  # the empty fourth cell
+    # the measured rate is the output rate when the machine keeps up
+    assert 0 < stats.frames <= len(program.video())
+    assert abs(stats.fps - OUT.fps) < 3, stats
+
+
+def test_encode_slate_is_black_and_silent_at_the_output_size() -> None:
+    out = OutputSettings(width=640, height=360, fps=25, video_bitrate=1_000_000, audio_bitrate=128_000)
+    packets = encode_slate(out, seconds=2.0)
+    video = [p for p in packets if p.track == VIDEO]
+    audio = [p for p in packets if p.track == AUDIO]
+    assert video[0].keyframe and {H264_SPS, H264_PPS, H264_IDR} <= set(h264_nal_types(video[0].data))
+    assert [p.dts for p in video] == [i * 90000 // 25 for i in range(50)]
+    assert all(p.pts == p.dts for p in video)
+    frames = decode_h264(video)
+    assert len(frames) == 50
+    assert {(f.width, f.height) for f in frames} == {(640, 360)}
+    assert colour_name(mean_rgb(frames[-1], 0, 0, 640, 360)) == "black"
+    assert max(int(f.to_ndarray(format="rgb24").max()) for f in frames[::10]) < 8
+    # whole AAC frames covering the two seconds, 1024 apart from 0, and silent
+    assert [p.pts for p in audio] == [i * AAC_FRAME for i in range(len(audio))]
+    assert len(audio) * AAC_FRAME >= 2 * 48000 > (len(audio) - 1) * AAC_FRAME
+    samples = decode_audio(audio)
+    assert samples.shape[0] == 2 and float(np.abs(samples).max()) < 1e-3
+    # in time order across the two tracks, for a player looping it
+    seconds = [p.dts / (90000 if p.track == VIDEO else 48000) for p in packets]
+    assert seconds == sorted(seconds)

@@ -9,9 +9,13 @@ a YUV 4:2:0 canvas, encodes it with libx264, and mixes and encodes the audio
 that belongs to the same stretch of time. Timestamps come from the frame index,
 never from the sources, so whatever the sources do the program's clock runs on.
 
-A source with no publisher, or silent for ``STALE_AFTER`` seconds, shows black
-and plays silence; its feed opens a fresh reader so it comes back by itself.
-All codec work runs in worker threads (PyAV releases the GIL), off the event loop.
+A source with no publisher, or silent for ``STALE_AFTER`` seconds, shows the
+slate (black unless one is given) and plays silence; its feed opens a fresh
+reader so it comes back by itself. All codec work runs in worker threads (PyAV
+releases the GIL), off the event loop.
+
+:func:`encode_slate` makes the short pre-encoded clip a passthrough program loops
+when its on-air source has nothing to show.
 """
 
 from __future__ import annotations
@@ -19,11 +23,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from fractions import Fraction
 from typing import Any
 
@@ -31,9 +37,9 @@ import numpy as np
 import numpy.typing as npt
 
 from trax.broadcast.layouts import Rect, fit, slots
-from trax.broadcast.tracks import AAC_FRAME, AUDIO, AUDIO_CHANNELS, AUDIO_RATE, VIDEO
+from trax.broadcast.tracks import AAC_FRAME, AUDIO, AUDIO_CHANNELS, AUDIO_RATE, AUDIO_TIME_BASE, VIDEO, VIDEO_TIME_BASE
 from trax.domain.errors import Conflict, Unavailable
-from trax.domain.program import Layout, OutputSettings
+from trax.domain.program import MAX_PROGRAM_SOURCES, Layout, OutputSettings
 from trax.ingest.hub import PathHub, Publisher, Reader
 from trax.ingest.media import H264ParameterSets, Packet, Track
 
@@ -50,6 +56,10 @@ AUDIO_MAX = AUDIO_RATE // 2
 MAX_LAG = 0.5
 """Seconds behind the clock after which the tick loop stops trying to catch up (overload)."""
 BLACK_YUV = (16, 128, 128)
+FPS_WINDOW = 2.0
+"""Seconds of ticks the measured frame rate is averaged over."""
+SLATE_BITRATE = 500_000
+"""A still picture needs little: the pre-encoded slate is small to loop."""
 
 Planes = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
 
@@ -70,6 +80,26 @@ def _black(width: int, height: int) -> npt.NDArray[np.uint8]:
     for plane, value in zip(_planes(buffer, width, height), BLACK_YUV, strict=True):
         plane.fill(value)
     return buffer
+
+
+class Scaler:
+    """Letterboxes pictures into rects, once per (picture version, rect): swscale in C, then cached."""
+
+    def __init__(self) -> None:
+        self._cache: dict[Rect, tuple[int, Rect, Planes]] = {}
+
+    def get(self, version: int, picture: Any, rect: Rect) -> tuple[Rect, Planes]:
+        """``picture`` (any size and pixel format) fitted into ``rect``: its placement and yuv420p planes."""
+        cached = self._cache.get(rect)
+        if cached is not None and cached[0] == version:
+            return cached[1], cached[2]
+        box = fit(picture.width, picture.height, rect)
+        frame = picture.reformat(width=box.w, height=box.h, format="yuv420p")
+        planes = _planes(np.ascontiguousarray(frame.to_ndarray()), box.w, box.h)
+        if len(self._cache) > 8:  # layouts change rarely; do not keep every rect ever used
+            self._cache.clear()
+        self._cache[rect] = (version, box, planes)
+        return box, planes
 
 
 class AudioBuffer:
@@ -148,7 +178,7 @@ class Feed:
         self.failed = 0
         self._video: tuple[int, Any] | None = None
         self._audio: tuple[int, Any, Any] | None = None
-        self._scaled: dict[Rect, tuple[int, Rect, Planes]] = {}
+        self._scaler = Scaler()
 
     def __repr__(self) -> str:
         return f"<Feed {self.path} decoded={self.decoded} live={self.latest[1] is not None}>"
@@ -218,21 +248,34 @@ class Feed:
         version, picture = self.latest
         if picture is None:
             return None
-        cached = self._scaled.get(rect)
-        if cached is not None and cached[0] == version:
-            return cached[1], cached[2]
-        box = fit(picture.width, picture.height, rect)
-        # swscale does the scaling and the pixel format conversion in C, once per new picture
-        frame = picture.reformat(width=box.w, height=box.h, format="yuv420p")
-        planes = _planes(np.ascontiguousarray(frame.to_ndarray()), box.w, box.h)
-        if len(self._scaled) > 8:  # layouts change rarely; do not keep every rect ever used
-            self._scaled.clear()
-        self._scaled[rect] = (version, box, planes)
-        return box, planes
+        return self._scaler.get(version, picture, rect)
+
+
+@dataclass(frozen=True, slots=True)
+class CompositorStats:
+    frames: int
+    """Program frames encoded since ``start``."""
+    fps: float
+    """Frames per second over the last ``FPS_WINDOW`` seconds of the clock (the output rate when keeping up)."""
+    encode_seconds: float
+    """Worker time spent composing and encoding, in total."""
+    late_frames: int
+    """Times the tick loop fell ``MAX_LAG`` behind and slowed the program's clock (overload)."""
 
 
 class Compositor:
-    """Composites ``slot_paths`` per ``layout`` into one H.264 + AAC program, handed to ``publish``."""
+    """Composites ``slot_paths`` per ``layout`` into one H.264 + AAC program, handed to ``publish``.
+
+    ``slate`` is what a slot shows while its source has nothing to show: a PyAV
+    ``VideoFrame`` (any size or pixel format, letterboxed into the slot) or a
+    callable returning one (called once, in a worker thread, by ``start``);
+    ``None`` shows black. ``publish`` is called on the event loop with each
+    packet, video (track 0) and audio (track 1) on the program's tracks.
+
+    ``task`` is the tick loop (it ends only by ``stop`` or by raising); ``frames`` counts the
+    frames made and ``encode_seconds`` the worker time spent composing and encoding them.
+    Only the sources a layout shows are read and decoded (``single`` reads one) and mixed.
+    """
 
     def __init__(
         self,
@@ -242,13 +285,14 @@ class Compositor:
         output: OutputSettings,
         *,
         publish: Callable[[Packet], None],
+        slate: Any | None = None,
     ) -> None:
         self.hub = hub
         self.output = output
         self.publish = publish
         self.width = max(2, output.width & ~1)  # 4:2:0 needs even sizes
         self.height = max(2, output.height & ~1)
-        self.fps = max(1, output.fps)
+        self.rate = max(1, output.fps)
         self.task: asyncio.Task[None] | None = None
         self.frames = 0
         self.encode_seconds = 0.0
@@ -267,6 +311,10 @@ class Compositor:
         self._audio_samples = 0
         self._audio_packets = 0
         self._started = asyncio.Event()
+        self._slate_source = slate
+        self._slate: Any = None
+        self._slate_scaler = Scaler()
+        self._ticks: deque[float] = deque(maxlen=int(FPS_WINDOW * self.rate) + 1)
 
     def __repr__(self) -> str:
         return f"<Compositor {self._layout} {len(self._slot_paths)} sources frames={self.frames}>"
@@ -276,7 +324,7 @@ class Compositor:
     async def start(self) -> None:
         """Open the encoders and start the tick loop; returns once it runs."""
         # feeds decode while the tick encodes: one thread per source plus one for the tick
-        self._pool = ThreadPoolExecutor(max_workers=10, thread_name_prefix="trax-compositor")
+        self._pool = ThreadPoolExecutor(max_workers=MAX_PROGRAM_SOURCES + 1, thread_name_prefix="trax-compositor")
         loop = asyncio.get_running_loop()
         try:
             await loop.run_in_executor(self._pool, self._open_encoders)
@@ -302,6 +350,19 @@ class Compositor:
             pool, self._pool = self._pool, None
             # a job still in a worker (cancelled awaits do not stop threads) finishes before the pool goes
             await asyncio.get_running_loop().run_in_executor(None, pool.shutdown, True)
+        self._video_encoder = self._audio_encoder = None  # libx264 holds its lookahead buffers until freed
+
+    @property
+    def fps(self) -> float:
+        """The measured output frame rate (see :class:`CompositorStats`)."""
+        ticks = tuple(self._ticks)
+        if len(ticks) < 2 or ticks[-1] <= ticks[0]:
+            return 0.0
+        return (len(ticks) - 1) / (ticks[-1] - ticks[0])
+
+    @property
+    def stats(self) -> CompositorStats:
+        return CompositorStats(self.frames, self.fps, self.encode_seconds, self.late_frames)
 
     def update(self, slot_paths: Sequence[str], layout: Layout) -> None:
         """New sources or layout, from the next frame on; the encoder (and its GOP) runs on."""
@@ -387,16 +448,17 @@ class Compositor:
         index = 0
         try:
             while True:
-                lag = time.monotonic() - (start + index / self.fps)
+                lag = time.monotonic() - (start + index / self.rate)
                 if lag < 0:
                     await asyncio.sleep(-lag)
                 elif lag > MAX_LAG:
                     # overloaded: slow the program's clock down rather than jump its timestamps
                     self.late_frames += 1
-                    start = time.monotonic() - index / self.fps
+                    start = time.monotonic() - index / self.rate
                 if self._dirty:
                     self._reconcile()
                 packets = await loop.run_in_executor(self._pool, self._render, index, list(self._plan))
+                self._ticks.append(time.monotonic())
                 for packet in packets:
                     self.publish(packet)
                 index += 1
@@ -411,28 +473,10 @@ class Compositor:
     # --- codec work (worker thread) ----------------------------------------------------------------
 
     def _open_encoders(self) -> None:
-        import av
-
-        video: Any = av.CodecContext.create("libx264", "w")
-        video.width, video.height, video.pix_fmt = self.width, self.height, "yuv420p"
-        video.time_base = Fraction(1, self.fps)
-        video.framerate = Fraction(self.fps, 1)
-        video.bit_rate = self.output.video_bitrate
-        video.gop_size = 2 * self.fps
-        video.max_b_frames = 0
-        video.options = {
-            "preset": "veryfast",
-            "tune": "zerolatency",
-            "forced-idr": "1",  # a requested keyframe must be an IDR a new viewer can start on
-            "x264-params": "repeat-headers=1",  # SPS/PPS before every keyframe: the canonical form
-        }
-        video.open()
-        audio: Any = av.CodecContext.create("aac", "w")
-        audio.sample_rate, audio.layout, audio.format = AUDIO_RATE, "stereo", "fltp"
-        audio.bit_rate = self.output.audio_bitrate
-        audio.time_base = Fraction(1, AUDIO_RATE)
-        audio.open()
-        self._video_encoder, self._audio_encoder = video, audio
+        slate = self._slate_source() if callable(self._slate_source) else self._slate_source
+        video = h264_encoder(self.width, self.height, self.rate, self.output.video_bitrate)
+        audio = aac_encoder(self.output.audio_bitrate)
+        self._video_encoder, self._audio_encoder, self._slate = video, audio, slate
 
     def _render(self, index: int, plan: list[tuple[Rect, Feed]]) -> list[Packet]:
         """Frame ``index`` of the program and the sound up to its time, encoded."""
@@ -448,6 +492,8 @@ class Compositor:
         y_plane, u_plane, v_plane = _planes(canvas, self.width, self.height)
         for rect, feed in plan:
             scaled = feed.scaled(rect)
+            if scaled is None and self._slate is not None:
+                scaled = self._slate_scaler.get(0, self._slate, rect)
             if scaled is None:
                 continue
             box, (sy, su, sv) = scaled
@@ -462,14 +508,14 @@ class Compositor:
 
         frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
         frame.pts = index
-        frame.time_base = Fraction(1, self.fps)
+        frame.time_base = Fraction(1, self.rate)
         if self._keyframe:
             self._keyframe = False
             frame.pict_type = av.video.frame.PictureType.I
         out: list[Packet] = []
         for encoded in self._video_encoder.encode(frame):
             data, key = self._params.canonical(bytes(encoded))
-            ts = int(encoded.pts) * 90000 // self.fps
+            ts = int(encoded.pts) * 90000 // self.rate
             out.append(Packet(VIDEO, data, ts, ts, key))
         return out
 
@@ -477,7 +523,7 @@ class Compositor:
         """Mix and encode every whole AAC frame that ends by the end of frame ``index``."""
         import av
 
-        due = (index + 1) * AUDIO_RATE // self.fps
+        due = (index + 1) * AUDIO_RATE // self.rate
         feeds = list({id(feed): feed for _, feed in plan}.values())  # a source in two slots plays once
         out: list[Packet] = []
         while self._audio_samples + AAC_FRAME <= due:
@@ -497,3 +543,88 @@ class Compositor:
                 self._audio_packets += 1
                 out.append(Packet(AUDIO, bytes(encoded), pts, pts, True))
         return out
+
+
+# --- encoders and the pre-encoded slate -----------------------------------------------------------
+
+
+def h264_encoder(width: int, height: int, fps: int, bitrate: int, *, preset: str = "veryfast") -> Any:
+    """An open libx264 context for live output: CBR-ish ``bitrate``, 2 s GOP, no B-frames, SPS/PPS per keyframe."""
+    import av
+
+    video: Any = av.CodecContext.create("libx264", "w")
+    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
+    video.time_base = Fraction(1, fps)
+    video.framerate = Fraction(fps, 1)
+    video.bit_rate = bitrate
+    video.gop_size = 2 * fps
+    video.max_b_frames = 0  # pts == dts: every receiver (WebRTC included) plays it as it comes
+    video.options = {
+        "preset": preset,
+        "tune": "zerolatency",
+        "forced-idr": "1",  # a requested keyframe must be an IDR a new viewer can start on
+        "x264-params": "repeat-headers=1",  # SPS/PPS before every keyframe: the canonical form
+    }
+    video.open()
+    return video
+
+
+def aac_encoder(bitrate: int) -> Any:
+    """An open AAC-LC encoder at 48 kHz stereo (fltp, 1024-sample frames): the program's audio track."""
+    import av
+
+    audio: Any = av.CodecContext.create("aac", "w")
+    audio.sample_rate, audio.layout, audio.format = AUDIO_RATE, "stereo", "fltp"
+    audio.bit_rate = bitrate
+    audio.time_base = Fraction(1, AUDIO_RATE)
+    audio.open()
+    return audio
+
+
+def encode_slate(output: OutputSettings, seconds: float = 1.0) -> list[Packet]:
+    """``seconds`` of black and silence as program packets, keyframe first, timestamps from 0, in time order.
+
+    A passthrough program loops this clip (rebasing its timestamps) while its
+    on-air source has nothing to show: encoded once, it costs nothing to play.
+    Blocking (it encodes): call it in a worker thread.
+    """
+    import av
+
+    width, height, fps = max(2, output.width & ~1), max(2, output.height & ~1), max(1, output.fps)
+    frames = max(1, round(seconds * fps))
+    encoder = h264_encoder(width, height, fps, min(SLATE_BITRATE, output.video_bitrate))
+    canvas = _black(width, height)
+    params = H264ParameterSets()
+    video: list[Packet] = []
+    raw: list[Any] = []
+    for index in range(frames):
+        frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
+        frame.pts = index
+        raw.extend(encoder.encode(frame))
+    raw.extend(encoder.encode(None))
+    for encoded in raw:
+        data, key = params.canonical(bytes(encoded))
+        ts = int(encoded.pts) * 90000 // fps
+        video.append(Packet(VIDEO, data, ts, ts, key))
+    # whole AAC frames covering the picture's duration: a loop never runs short of sound
+    audio = _silence(output.audio_bitrate, math.ceil(frames * AUDIO_RATE / (fps * AAC_FRAME)))
+    return sorted(video + audio, key=_time_order)
+
+
+def _time_order(packet: Packet) -> tuple[Fraction, int]:
+    return packet.dts * (VIDEO_TIME_BASE if packet.track == VIDEO else AUDIO_TIME_BASE), packet.track
+
+
+def _silence(bitrate: int, count: int) -> list[Packet]:
+    """``count`` AAC frames of silence, packet k at k * 1024 samples (the encoder's priming is silence too)."""
+    import av
+
+    encoder = aac_encoder(bitrate)
+    zeros = np.zeros((AUDIO_CHANNELS, AAC_FRAME), dtype=np.float32)
+    data: list[bytes] = []
+    for index in range(count):
+        frame = av.AudioFrame.from_ndarray(zeros, format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = AUDIO_RATE, index * AAC_FRAME
+        data.extend(bytes(p) for p in encoder.encode(frame))
+    data.extend(bytes(p) for p in encoder.encode(None))
+    return [Packet(AUDIO, payload, k * AAC_FRAME, k * AAC_FRAME, True) for k, payload in enumerate(data[:count])]

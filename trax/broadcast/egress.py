@@ -215,6 +215,7 @@ class Egress:
         self.reconnects = 0
         self.status = "idle"
         self.last_error: str | None = None
+        """The code of the latest failure (kept while retrying)."""
         self._task: asyncio.Task[None] | None = None
         self._stopping = False
 
@@ -240,9 +241,11 @@ class Egress:
         self.status = "idle"
 
     async def _report(self, status: str, code: str | None = None, message: str | None = None) -> None:
-        if self._stopping or (status == self.status and code == self.last_error):
+        if self._stopping or (status == self.status and (status != "error" or code == self.last_error)):
             return
-        self.status, self.last_error = status, code
+        self.status = status
+        if status == "error":
+            self.last_error = code
         try:
             await self.on_status(status, code, message)
         except Exception:
@@ -263,7 +266,9 @@ class Egress:
             except Exception as exc:
                 code = classify(exc, tls=self.target.tls)
                 text = exc.message if isinstance(exc, EgressError) else _MESSAGES[code].format(self.target.public)
-                log.warning("egress %s: %s (%s)", self.label, text, code)
+                # the first failure of a kind is worth a warning; its retries are not
+                level = logging.DEBUG if code == self.last_error else logging.WARNING
+                log.log(level, "egress %s: %s (%s)", self.label, text, code)
                 went_live = self.status == "live"
                 await self._report("error", code, text)
             if went_live:
@@ -374,14 +379,24 @@ class _RtmpConnection:
         except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError) as exc:
             raise egress_error(classify(exc, tls=self.target.tls, connected=False), self.public) from None
         self.writer.transport.set_write_buffer_limits(high=RTMP_WRITE_BUFFER)
+        negotiating = False
         try:
             async with asyncio.timeout(timeout):
                 await self._handshake()
+                negotiating = True
                 self.chunks = ChunkReader(self.reader)
                 self._control = asyncio.create_task(self._read_control(), name=f"trax-egress-rtmp-{self.e.label}")
                 await self._publish()
+        except EgressError as exc:
+            if negotiating and exc.code == "stream_ended":
+                # servers that refuse an app or key often just hang up (nginx-rtmp does) instead of an _error
+                raise egress_error("auth_rejected", self.public) from None
+            raise
         except (OSError, TimeoutError, EOFError, asyncio.IncompleteReadError, ChunkError, amf0.AmfError) as exc:
-            raise egress_error(classify(exc), self.public) from None
+            code = classify(exc)
+            if negotiating and code == "stream_ended":
+                code = "auth_rejected"
+            raise egress_error(code, self.public) from None
 
     async def _handshake(self) -> None:
         assert self.reader is not None and self.writer is not None

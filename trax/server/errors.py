@@ -116,9 +116,13 @@ def _validation_detail(exc: ValidationException) -> tuple[str, str | None]:
         key = item.get("key")
         source = item.get("source")
         if msg.startswith("Object contains unknown field"):
-            found = re.search(r"`\$\.([^`]+)`", msg) or re.search(r"field `([^`]+)`", msg)
-            if found:
-                key = found.group(1)
+            # the field, under the object it was found in (``program.colour`` for a nested body)
+            # (Litestar gives the object's path as ``key``, or leaves it in the message)
+            field = re.search(r"field `([^`]+)`", msg)
+            found = re.search(r"at `\$\.([^`]+)`", msg)
+            parent = found.group(1) if found else (key if key and key != "data" else None)
+            if field:
+                key = f"{parent}.{field.group(1)}" if parent else field.group(1)
         elif not key:
             found = re.search(r"at `\$\.([^`\[]+)", msg)
             if found:
