@@ -178,3 +178,56 @@ def decode_h264(packets: Sequence[Packet]) -> list[Any]:
         frames.extend(decoder.decode(av.Packet(packet.data)))
     frames.extend(decoder.decode(None))
     return frames
+
+
+def flash_clip(seconds: float = 2.0, *, size: tuple[int, int] = (320, 180), fps: int = 30) -> Clip:
+    """Black with a white flash and a 100 ms beep at the start of every second: for measuring lip sync."""
+    w, h = size
+    enc: Any = av.CodecContext.create("libx264", "w")
+    enc.width, enc.height, enc.pix_fmt = w, h, "yuv420p"
+    enc.time_base, enc.framerate = Fraction(1, fps), Fraction(fps, 1)
+    enc.gop_size, enc.max_b_frames = fps, 0
+    enc.options = {"preset": "ultrafast", "tune": "zerolatency", "x264-params": "repeat-headers=1"}
+    params = H264ParameterSets()
+    step = 90000 // fps
+    raw: list[Any] = []
+    for i in range(int(seconds * fps)):
+        rgb = np.full((h, w, 3), 255 if i % fps < 3 else 0, dtype=np.uint8)
+        frame = av.VideoFrame.from_ndarray(rgb, format="rgb24").reformat(format="yuv420p")
+        frame.pts = i
+        raw.extend(enc.encode(frame))
+    raw.extend(enc.encode(None))
+    packets = []
+    for pkt in raw:
+        data, key = params.canonical(bytes(pkt))
+        packets.append(Packet(0, data, int(pkt.pts) * step, int(pkt.pts) * step, key))
+    audio, asc = _beeps(seconds)
+    tracks = [
+        Track(0, "video", "h264", Fraction(1, 90000), width=w, height=h),
+        Track(1, "audio", "aac", Fraction(1, 48000), extradata=asc, sample_rate=48000, channels=2),
+    ]
+    merged = sorted(packets + audio, key=lambda p: (float(p.dts * tracks[p.track].time_base), p.track))
+    return Clip(tracks, merged, seconds)
+
+
+def _beeps(seconds: float) -> tuple[list[Packet], bytes]:
+    """AAC at 48 kHz: 100 ms of 1 kHz at the start of every second, silence otherwise (timestamps as played)."""
+    enc: Any = av.CodecContext.create("aac", "w")
+    enc.sample_rate, enc.layout, enc.format = 48000, "stereo", "fltp"
+    enc.time_base, enc.bit_rate = Fraction(1, 48000), 128000
+    t = np.arange(int(seconds * 48000))
+    signal = np.where(t % 48000 < 4800, 0.5 * np.sin(2 * np.pi * 1000 * t / 48000), 0.0).astype(np.float32)
+    encoded: list[Any] = []
+    for i in range(len(signal) // 1024):
+        chunk = signal[i * 1024 : (i + 1) * 1024]
+        frame = av.AudioFrame.from_ndarray(np.stack([chunk, chunk]), format="fltp", layout="stereo")
+        frame.sample_rate, frame.pts = 48000, i * 1024
+        encoded.extend(enc.encode(frame))
+    # the encoder's packets lag its input by its priming delay: their pts (negative first) say when they play
+    packets = [Packet(1, bytes(p), int(p.pts), int(p.pts), True) for p in encoded if p.pts is not None and p.pts >= 0]
+    return packets, bytes(enc.extradata)
+
+
+def onsets(levels: Sequence[float], threshold: float) -> list[int]:
+    """Indices where ``levels`` rises through ``threshold``."""
+    return [i for i in range(1, len(levels)) if levels[i] >= threshold > levels[i - 1]]

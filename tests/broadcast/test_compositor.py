@@ -21,7 +21,9 @@ from tests.broadcast.compositor_support import (
     cpu_seconds,
     decode_audio,
     decode_h264,
+    flash_clip,
     moving_clip,
+    onsets,
     opus_clip,
     solid_frame,
 )
@@ -252,3 +254,23 @@ def test_encode_slate_is_black_and_silent_at_the_output_size() -> None:
     # in time order across the two tracks, for a player looping it
     seconds = [p.dts / (90000 if p.track == VIDEO else 48000) for p in packets]
     assert seconds == sorted(seconds)
+
+
+async def test_lip_sync(hub: PathHub) -> None:
+    """A flash and a beep that start together in the source start together (within 150 ms) in the program."""
+    async with (
+        playing(hub, CAMS["red"], flash_clip(2.0)),
+        compositing(hub, [CAMS["red"]], Layout.SINGLE) as (_, program),
+    ):
+        await asyncio.sleep(5.5)
+    frames = program.decode()
+    brightness = [float(f.to_ndarray()[: OUT.height].mean()) for f in frames]  # the Y plane
+    flashes = [i / OUT.fps for i in onsets(brightness, 128)]
+    samples = decode_audio(program.audio())[0]
+    window = 480  # 10 ms
+    levels = [float(np.abs(samples[i : i + window]).max()) for i in range(0, len(samples) - window, window)]
+    beeps = [i * window / 48000 for i in onsets(levels, 0.25)]
+    assert len(flashes) >= 4 and len(beeps) >= 4, (flashes, beeps)
+    offsets = [min(beeps, key=lambda b, f=f: abs(b - f)) - f for f in flashes]
+    print(f"\nlip sync: audio minus video {[round(o * 1000) for o in offsets]} ms")
+    assert all(abs(o) < 0.15 for o in offsets), offsets

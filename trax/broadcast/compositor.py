@@ -51,8 +51,9 @@ STALE_AFTER = 1.0
 READER_QUEUE = 600
 AUDIO_PRIME = AUDIO_RATE // 10
 """Samples a source buffers before it is mixed (and again after running dry): absorbs packet jitter."""
-AUDIO_MAX = AUDIO_RATE // 2
-"""Past this many buffered samples (a GOP replay, a clock drifting fast) the oldest are dropped."""
+AUDIO_MAX = 2 * AUDIO_PRIME
+"""Past this many buffered samples (a GOP replay, a clock drifting fast) the oldest are dropped down to
+``AUDIO_PRIME``: the picture shows the newest frame at once, so every buffered sample is lip-sync error."""
 MAX_LAG = 0.5
 """Seconds behind the clock after which the tick loop stops trying to catch up (overload)."""
 BLACK_YUV = (16, 128, 128)
@@ -178,6 +179,7 @@ class Feed:
         self.failed = 0
         self._video: tuple[int, Any] | None = None
         self._audio: tuple[int, Any, Any] | None = None
+        self._keyframe_seen = False
         self._scaler = Scaler()
 
     def __repr__(self) -> str:
@@ -189,7 +191,7 @@ class Feed:
         """Fresh decoders for a new publisher's tracks (the first video and the first audio track)."""
         import av
 
-        self._video, self._audio = None, None
+        self._video, self._audio, self._keyframe_seen = None, None, False
         video = next((t for t in tracks if t.kind == "video"), None)
         audio = next((t for t in tracks if t.kind == "audio"), None)
         if video is not None:
@@ -214,6 +216,10 @@ class Feed:
         for packet in packets:
             try:
                 if self._video is not None and packet.track == self._video[0]:
+                    # a fresh decoder fed P-frames shows grey smears: start on a keyframe
+                    self._keyframe_seen = self._keyframe_seen or packet.keyframe
+                    if not self._keyframe_seen:
+                        continue
                     for frame in self._video[1].decode(av.Packet(packet.data)):
                         picture = frame
                         self.decoded += 1
