@@ -120,20 +120,22 @@ def _receive_main(port: int, log_path: Path) -> None:
             try:
                 container: Any = av.open(
                     f"rtmp://127.0.0.1:{port}/live/k",
-                    options={"listen": "1", "analyzeduration": "500000", "probesize": "2000000"},
+                    options={"listen": "1", "analyzeduration": "3000000", "probesize": "20000000"},
                     timeout=(24 * 3600, 15),
                 )
-            except av.error.FFmpegError:
+            except av.error.FFmpegError as exc:
+                log.write(f"# {time.monotonic():.6f} open: {exc}\n")
                 time.sleep(0.1)
                 continue
             try:
                 if not container.streams.video:
+                    log.write(f"# {time.monotonic():.6f} no video stream\n")
                     continue
                 for packet in container.demux(container.streams.video[0]):
                     if packet.size:
                         log.write(f"{time.monotonic():.6f} {bytes(packet)[-TAIL:].hex()}\n")
-            except (av.error.FFmpegError, EOFError):
-                pass
+            except (av.error.FFmpegError, EOFError) as exc:
+                log.write(f"# {time.monotonic():.6f} end: {exc!r}\n")
             finally:
                 container.close()
 
@@ -197,7 +199,7 @@ def _read_log(path: Path) -> list[tuple[float, str]]:
     out = []
     if path.exists():
         for line in path.read_text().splitlines():
-            parts = line.split()
+            parts = line.split() if not line.startswith("#") else []
             if len(parts) == 2:
                 with contextlib.suppress(ValueError):
                     out.append((float(parts[0]), parts[1]))

@@ -184,7 +184,28 @@ async def test_go_live_pushes_one_source_to_two_receivers(tmp_path: Path) -> Non
             assert r.status_code == 202 and r.json()["status"] == "live", r.text
             await live.until_destinations(studio, "live", [a["id"], b["id"]])
             window_start = time.monotonic()
-            await asyncio.sleep(8)
+            # a monitor reads the program like any path, with a read token from the CLI
+            minted = await asyncio.to_thread(
+                live.server.cli_json, "tokens", "mint", "--path", f"studios/{studio}/program", "--action", "read"
+            )
+            monitor = tmp_path / "monitor.flv"
+            watch = [
+                ffmpeg,
+                "-v",
+                "error",
+                "-nostdin",
+                "-i",
+                minted["urls"]["rtmp"],
+                "-t",
+                "3",
+                "-c",
+                "copy",
+                str(monitor),
+            ]
+            async with encoder(watch) as reader:
+                async with asyncio.timeout(30):
+                    await reader.wait()
+            await asyncio.sleep(5)
             assert (await live.status(studio))["program"]["status"] == "running"
             r = await live.http.post(f"/v1/studios/{studio}/go-offline")
             window = time.monotonic() - window_start
@@ -196,7 +217,8 @@ async def test_go_live_pushes_one_source_to_two_receivers(tmp_path: Path) -> Non
         assert file is not None and file.exists(), file
         frames = len(assert_increasing(ffprobe, file))
         assert frames >= 0.95 * expected, f"{file.name}: {frames} frames, {expected} published while live"
-    assert_no_secrets(live, NGINX_KEY, LISTENER_KEY)
+    assert len(assert_increasing(ffprobe, monitor)) >= 2 * FPS
+    assert_no_secrets(live, NGINX_KEY, LISTENER_KEY, minted["token"])
 
 
 async def test_refused_destination_errors_retries_and_recovers_alone(tmp_path: Path) -> None:

@@ -47,7 +47,7 @@ log = logging.getLogger(__name__)
 
 DECODERS = {"h264": "h264", "hevc": "hevc", "vp8": "vp8", "aac": "aac", "opus": "opus"}
 STALE_AFTER = 1.0
-"""Seconds without a packet after which a source shows black and its reader is reopened."""
+"""Seconds without a packet after which a source shows the slate and its reader is reopened."""
 READER_QUEUE = 600
 AUDIO_PRIME = AUDIO_RATE // 10
 """Samples a source buffers before it is mixed (and again after running dry): absorbs packet jitter."""
@@ -111,6 +111,10 @@ class AudioBuffer:
         self._samples = 0
         self._primed = False
         self._lock = threading.Lock()  # the decoder and the mixer run in different worker threads
+        self.underruns = 0
+        """Times the mixer found it dry (and buffered up again): a source late or jittery beyond ``AUDIO_PRIME``."""
+        self.dropped = 0
+        """Samples dropped to keep it under ``AUDIO_MAX``: a burst (GOP replay) or a source clock running fast."""
 
     @property
     def samples(self) -> int:
@@ -121,6 +125,7 @@ class AudioBuffer:
             self._chunks.append(chunk)
             self._samples += chunk.shape[1]
             if self._samples > AUDIO_MAX:  # keep latency bounded: drop the oldest down to the priming level
+                self.dropped += self._samples - AUDIO_PRIME
                 self._drop(self._samples - AUDIO_PRIME)
 
     def clear(self) -> None:
@@ -146,6 +151,7 @@ class AudioBuffer:
                 self._consume(take)
             if filled < count:
                 self._primed = False  # ran dry: buffer up again rather than stutter
+                self.underruns += 1
             return out
 
     def _consume(self, count: int) -> None:
@@ -259,6 +265,8 @@ class Feed:
 
 @dataclass(frozen=True, slots=True)
 class CompositorStats:
+    """A snapshot of how the compositor keeps up (``Compositor.stats``)."""
+
     frames: int
     """Program frames encoded since ``start``."""
     fps: float
