@@ -1,10 +1,11 @@
 """Studio broadcast benchmarks: a real ``trax serve`` against a native peer, side by side in one run.
 
-    .venv/bin/python benchmarks/broadcast.py                      # passthrough, composite, memory (~5 min)
+    .venv/bin/python benchmarks/broadcast.py                      # passthrough, composite, memory (~4 min)
     .venv/bin/python benchmarks/broadcast.py passthrough --passthrough-seconds 40
     .venv/bin/python benchmarks/broadcast.py composite --composite-seconds 60
 
-passthrough: one 1080p30 6 Mbps H.264 (1 s GOP) + AAC FLV feed is published in real time, at the
+passthrough: one 1080p30 6 Mbps H.264 (1 s GOP) + AAC FLV feed (``ingest.rtmp_feed``, its audio remuxed to
+48 kHz stereo unless ``--mono-audio``) is published in real time, at the
 same moment, to a trax RTMP source whose studio is live with a ``single`` passthrough program and
 three ``custom_rtmp`` destinations, and to nginx-rtmp relaying it with three ``push`` directives.
 Every destination is an RTMP listener of this script (PyAV, one process each) that logs the
@@ -81,15 +82,21 @@ def _stop_all(procs: list[subprocess.Popen[bytes]]) -> None:
             stop_group(proc, timeout=5)
 
 
-def _rss_mib(pid: int, seconds: float = 2.0) -> float:
-    """Median resident memory over ``seconds`` (MiB)."""
+def _rss_mib(pid: int, seconds: float = 2.0, cpu: dict[str, float] | None = None, key: str = "") -> float:
+    """Median resident memory over ``seconds`` (MiB); with ``cpu``, also the CPU % over them as ``cpu[key]``."""
     samples = []
+    clock = CpuClock([pid])
+    clock.mark()
     end = time.monotonic() + seconds
     while True:
         samples.append(memory_kib(pid)[0])
         if time.monotonic() >= end:
-            return statistics.median(samples) / 1024
+            break
         time.sleep(0.2)
+    if cpu is not None:
+        clock.mark()
+        cpu[key] = clock.percent(pid, 0, 1)
+    return statistics.median(samples) / 1024
 
 
 def _sleep_sampling(seconds: float, pids: list[int], peak: dict[int, int]) -> None:
@@ -341,6 +348,8 @@ def run_passthrough(args: argparse.Namespace) -> dict[str, Any]:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
     feed = rtmp_feed(args.passthrough_seconds, cache, PASSTHROUGH_FEED)
+    if not args.mono_audio:
+        feed = _stereo(feed)
     work = _scratch("trax-bench-broadcast-pt-")
     procs: list[subprocess.Popen[bytes]] = []
     try:
@@ -361,6 +370,10 @@ def run_passthrough(args: argparse.Namespace) -> dict[str, Any]:
             trax_pid = dep.server.proc.pid  # type: ignore[union-attr]
             time.sleep(1.0)
             idle = {pid: memory_kib(pid)[0] for pid in (trax_pid, nginx_pid)}
+            slate = CpuClock([trax_pid])  # live, the slate going to the 3 destinations, nothing published yet
+            slate.mark()
+            time.sleep(3.0)
+            slate.mark()
             clock = CpuClock([trax_pid, nginx_pid])
             logs = [work / "sent-trax.log", work / "sent-nginx.log"]
             clock.mark()
@@ -402,8 +415,9 @@ def run_passthrough(args: argparse.Namespace) -> dict[str, Any]:
     sent = len(sent_trax)
     steady_s = window[1] - window[0]
     size, br = PASSTHROUGH_FEED["size"], PASSTHROUGH_FEED["bitrate"]
-    print(f"\n1. Passthrough restream: {size}@30 {br}bps feed, {args.passthrough_seconds} s -> 3 RTMP destinations"
-          f" (steady window {steady_s:.1f} s, load avg {load:.1f}); trax: {state}")  # fmt: skip
+    audio = "mono AAC, converted by trax" if args.mono_audio else "48 kHz stereo AAC"
+    print(f"\n1. Passthrough restream: {size}@30 {br}bps feed ({audio}), {args.passthrough_seconds} s"
+          f" -> 3 RTMP destinations (steady window {steady_s:.1f} s, load avg {load:.1f}); trax: {state}")  # fmt: skip
     print(
         f"{'server':<22} {'CPU % steady':>12} {'(whole)':>8} {'RSS idle':>9} {'RSS peak':>9}"
         f"  {'frames per destination (of ' + str(sent) + ')':<30} {'latency median / p95 ms per destination'}"
@@ -427,7 +441,8 @@ def run_passthrough(args: argparse.Namespace) -> dict[str, Any]:
         }  # fmt: skip
     t, n = result[sides[0].name], result[sides[1].name]
     ratio = t["cpu"] / max(n["cpu"], 0.01)
-    print(f"slate/other video packets per trax destination: {t['other']}")
+    print(f"trax live before the feed (slate to 3 destinations): {slate.percent(trax_pid, 0, 1):.2f} % CPU;"
+          f" slate/other video packets per trax destination: {t['other']}")  # fmt: skip
     print(f"CPU ratio trax / nginx-rtmp: {ratio:.2f}x steady ({t['cpu_whole'] / max(n['cpu_whole'], 0.01):.2f}x"
           f" whole) (target <= {TARGETS['cpu_ratio']:.0f}x)")  # fmt: skip
     print(f"added latency, median over all destinations: trax {t['latency_median']:.0f} ms (p95"
@@ -443,8 +458,21 @@ def run_passthrough(args: argparse.Namespace) -> dict[str, Any]:
 def _composite_feeds(args: argparse.Namespace) -> list[Path]:
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    seconds = args.warmup + args.composite_seconds + 10
+    seconds = int(args.warmup + args.composite_seconds + 10)
     return [rtmp_feed(seconds, cache, spec) for spec in COMPOSITE_FEEDS]
+
+
+def _stereo(feed: Path) -> Path:
+    """``feed`` with its (mono) AAC re-encoded as 48 kHz stereo, the program's audio: passthrough forwards it as is."""
+    out = feed.with_name(f"{feed.stem}-stereo.flv")
+    if not out.exists():
+        subprocess.run(
+            ["ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", str(feed), "-c:v", "copy", "-c:a", "aac",
+             "-ac", "2", "-ar", "48000", "-b:a", "128k", "-f", "flv", f"{out}.part"],
+            check=True,
+        )  # fmt: skip
+        os.replace(f"{out}.part", out)
+    return out
 
 
 def _fps(arrivals: list[tuple[float, str]], window: tuple[float, float]) -> float:
@@ -512,8 +540,10 @@ def run_composite(args: argparse.Namespace) -> dict[str, Any]:
             _soft_wait("trax destination live", lambda: dep.wait_destinations(studio, "live", 30))
             urls = [dep.publish_url(s) for s in srcs]
             pid = dep.server.proc.pid  # type: ignore[union-attr]
-            for feed, url in zip(feeds, urls, strict=True):
-                _spawn(rtmp_push_cmd(feed, url), procs)
+            # quiet: a push still running when the server stops would print its URL, token included
+            pushes = [
+                _spawn(rtmp_push_cmd(f, u), procs, stderr=subprocess.DEVNULL) for f, u in zip(feeds, urls, strict=True)
+            ]
             peak: dict[int, int] = {}
             _sleep_sampling(args.warmup, [pid], peak)
             clock = CpuClock([pid])
@@ -521,6 +551,8 @@ def run_composite(args: argparse.Namespace) -> dict[str, Any]:
             _sleep_sampling(args.composite_seconds, [pid], peak)
             clock.mark()
             state = _program_state(dep, studio)
+            for push in pushes:
+                stop_group(push, timeout=5)
             window = (clock.marks[0][0], clock.marks[1][0])
             arrivals = rx.arrivals()
             sides.append(CompositeSide("trax serve (grid)", clock.percent(pid, 0, 1), peak[pid] / 1024,
@@ -533,7 +565,8 @@ def run_composite(args: argparse.Namespace) -> dict[str, Any]:
         rx = Receiver(work, "ffmpeg-composite", procs)
         rx.wait_listening()
         ports = [free_port() for _ in feeds]
-        mixer = _spawn(_ffmpeg_mixer_cmd(ports, rx), procs)
+        mixer_log = (work / "ffmpeg-mixer.log").open("wb")  # it reports its inputs ending when the pushes stop
+        mixer = _spawn(_ffmpeg_mixer_cmd(ports, rx), procs, stderr=mixer_log)
         time.sleep(0.5)
         for feed, port in zip(feeds, ports, strict=True):
             _push_until_connected(feed, f"rtmp://127.0.0.1:{port}/live/in", procs)
@@ -572,11 +605,12 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     need("ffmpeg")
     cache = Path(args.cache)
     cache.mkdir(parents=True, exist_ok=True)
-    big = rtmp_feed(args.passthrough_seconds, cache, PASSTHROUGH_FEED)
+    big = _stereo(rtmp_feed(args.passthrough_seconds, cache, PASSTHROUGH_FEED))
     small = _composite_feeds(args)[0]
     work = _scratch("trax-bench-broadcast-mem-")
     procs: list[subprocess.Popen[bytes]] = []
     rss: dict[str, float] = {}
+    cpu: dict[str, float] = {}
     try:
         rxs = [Receiver(work, f"mem-{i}", procs) for i in range(3)]
         for rx in rxs:
@@ -589,29 +623,28 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
             urls = [dep.publish_url(s) for s in (cam, *grid)]
             _patch_program(dep, studio, {"layout": "single", "sources": [cam["id"]], "passthrough": True})
             rss["server, before go-live"] = _rss_mib(pid, 0.5)
-            _spawn(rtmp_push_cmd(big, urls[0]), procs)
-            for url in urls[1:]:
-                _spawn(rtmp_push_cmd(small, url), procs)
+            for feed, url in zip([big, small, small, small], urls, strict=True):  # quiet: the URLs hold tokens
+                _spawn(rtmp_push_cmd(feed, url), procs, stderr=subprocess.DEVNULL)
             for s in (cam, *grid):
                 _soft_wait("source live", lambda s=s: dep.wait_source_live(studio, s["id"], 20))
             _go_live(dep, studio)
             time.sleep(args.settle)
-            rss["passthrough, 0 destinations"] = _rss_mib(pid)
+            rss["passthrough, 0 destinations"] = _rss_mib(pid, args.reading, cpu, "passthrough, 0 destinations")
             ids = [_add_destination(dep, studio, rxs[0])]
             _soft_wait("1 destination live", lambda: dep.wait_destinations(studio, "live", 20))
             time.sleep(args.settle)
-            rss["passthrough, 1 destination"] = _rss_mib(pid)
+            rss["passthrough, 1 destination"] = _rss_mib(pid, args.reading, cpu, "passthrough, 1 destination")
             ids += [_add_destination(dep, studio, rx) for rx in rxs[1:]]
             _soft_wait("3 destinations live", lambda: dep.wait_destinations(studio, "live", 20))
             time.sleep(args.settle)
-            rss["passthrough, 3 destinations"] = _rss_mib(pid)
+            rss["passthrough, 3 destinations"] = _rss_mib(pid, args.reading, cpu, "passthrough, 3 destinations")
             states = [_program_state(dep, studio)]
             _patch_program(dep, studio, {"layout": "grid", "sources": [grid[0]["id"]], "output": OUTPUT})
             time.sleep(args.settle + 2)
-            rss["grid of 1, 3 destinations"] = _rss_mib(pid)
+            rss["grid of 1, 3 destinations"] = _rss_mib(pid, args.reading, cpu, "grid of 1, 3 destinations")
             _patch_program(dep, studio, {"layout": "grid", "sources": [s["id"] for s in grid], "output": OUTPUT})
             time.sleep(args.settle + 2)
-            rss["grid of 3, 3 destinations"] = _rss_mib(pid)
+            rss["grid of 3, 3 destinations"] = _rss_mib(pid, args.reading, cpu, "grid of 3, 3 destinations")
             states.append(_program_state(dep, studio))
             dep.http.post(f"/v1/studios/{studio}/go-offline")
     finally:
@@ -619,9 +652,10 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
     if not args.keep:
         shutil.rmtree(work, ignore_errors=True)
     print(f"\n3. Memory (one trax serve; 1080p 6 Mbps + 3 x 720p 4 Mbps sources publishing all along;"
-          f" load avg {os.getloadavg()[0]:.1f})")  # fmt: skip
+          f" CPU over each reading; load avg {os.getloadavg()[0]:.1f})")  # fmt: skip
     for what, mib in rss.items():
-        print(f"  RSS {what:<32} {mib:7.1f} MiB")
+        load = f"   CPU {cpu[what]:5.1f} %" if what in cpu else ""
+        print(f"  RSS {what:<32} {mib:7.1f} MiB{load}")
     per_dest = (rss["passthrough, 3 destinations"] - rss["passthrough, 0 destinations"]) / 3
     first_dest = rss["passthrough, 1 destination"] - rss["passthrough, 0 destinations"]
     per_source = (rss["grid of 3, 3 destinations"] - rss["grid of 1, 3 destinations"]) / 2
@@ -629,7 +663,7 @@ def run_memory(args: argparse.Namespace) -> dict[str, Any]:
           f"{TARGETS['dest_mib']:.0f}); per composited source: {per_source:.1f} MiB (grid 1 -> 3) (target < "
           f"{TARGETS['source_mib']:.0f})")  # fmt: skip
     print(f"  trax: {states[0]} | after the grid of 3: {states[1]}", flush=True)
-    return {"rss": rss, "per_destination": per_dest, "per_source": per_source}
+    return {"rss": rss, "cpu": cpu, "per_destination": per_dest, "per_source": per_source}
 
 
 # --- entry point ---------------------------------------------------------------------------------------------
@@ -654,7 +688,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--passthrough-seconds", type=int, default=40, help="length of the passthrough feed")
     parser.add_argument("--composite-seconds", type=int, default=60, help="measured window of each composite run")
     parser.add_argument("--warmup", type=float, default=5.0, help="seconds left out at the start of each window")
+    parser.add_argument("--reading", type=float, default=3.0, help="memory: seconds each reading lasts")
     parser.add_argument("--settle", type=float, default=4.0, help="memory: seconds between a change and its reading")
+    parser.add_argument(
+        "--mono-audio", action="store_true", help="passthrough: keep the feed's mono AAC (trax then converts it)"
+    )
     parser.add_argument("--cache", default=str(Path(tempfile.gettempdir()) / "trax-bench"), help="feed cache")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folders (receiver logs, server logs)")
     args = parser.parse_args(argv)

@@ -54,6 +54,9 @@ AUDIO_PRIME = AUDIO_RATE // 10
 AUDIO_MAX = 2 * AUDIO_PRIME
 """Past this many buffered samples (a GOP replay, a clock drifting fast) the oldest are dropped down to
 ``AUDIO_PRIME``: the picture shows the newest frame at once, so every buffered sample is lip-sync error."""
+MAX_GAP = 1.0
+"""A hole in a source's audio timestamps up to this long (DTX, lost packets) is filled with silence so the
+sound after it stays in step with the picture; a longer jump is a discontinuity, not a hole."""
 MAX_LAG = 0.5
 """Seconds behind the clock after which the tick loop stops trying to catch up (overload)."""
 BLACK_YUV = (16, 128, 128)
@@ -184,7 +187,9 @@ class Feed:
         self.decoded = 0
         self.failed = 0
         self._video: tuple[int, Any] | None = None
-        self._audio: tuple[int, Any, Any] | None = None
+        self._audio: tuple[Track, Any, Any] | None = None
+        self._audio_next: Fraction | None = None
+        """Source time (s) where the sound decoded so far ends: the next packet should start there."""
         self._keyframe_seen = False
         self._scaler = Scaler()
 
@@ -197,7 +202,7 @@ class Feed:
         """Fresh decoders for a new publisher's tracks (the first video and the first audio track)."""
         import av
 
-        self._video, self._audio, self._keyframe_seen = None, None, False
+        self._video, self._audio, self._audio_next, self._keyframe_seen = None, None, None, False
         video = next((t for t in tracks if t.kind == "video"), None)
         audio = next((t for t in tracks if t.kind == "audio"), None)
         if video is not None:
@@ -212,7 +217,7 @@ class Feed:
             if audio.sample_rate:
                 adec.sample_rate = audio.sample_rate
             resampler = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
-            self._audio = (audio.index, adec, resampler)
+            self._audio = (audio, adec, resampler)
 
     def decode(self, packets: Sequence[Packet]) -> None:
         """Decode ``packets``; keep the last picture, buffer all the sound."""
@@ -229,7 +234,7 @@ class Feed:
                     for frame in self._video[1].decode(av.Packet(packet.data)):
                         picture = frame
                         self.decoded += 1
-                elif self._audio is not None and packet.track == self._audio[0]:
+                elif self._audio is not None and packet.track == self._audio[0].index:
                     self._decode_audio(packet)
             except (av.FFmpegError, ValueError) as exc:
                 # one corrupt access unit costs a frame, not the program
@@ -242,11 +247,25 @@ class Feed:
         import av
 
         assert self._audio is not None
-        _, decoder, resampler = self._audio
+        track, decoder, resampler = self._audio
+        start = packet.pts * track.time_base
+        self._fill_gap(start)
+        end = start
         for frame in decoder.decode(av.Packet(packet.data)):
-            frame.pts = None  # the mixer clocks the sound by sample count; source gaps are not filled
+            end += Fraction(frame.samples, frame.sample_rate)
+            frame.pts = None  # the mixer clocks the sound by sample count, not by the source's timestamps
             for out in resampler.resample(frame):
                 self.audio.write(out.to_ndarray().astype(np.float32, copy=False))
+        self._audio_next = end
+
+    def _fill_gap(self, start: Fraction) -> None:
+        """Silence for a hole in the source's sound: the mixer counts samples, so a hole would pull what
+        follows early (and drain the buffer into an underrun) instead of keeping it in step with the picture."""
+        if self._audio_next is None:
+            return
+        gap = start - self._audio_next
+        if 0.005 < gap <= MAX_GAP:
+            self.audio.write(np.zeros((AUDIO_CHANNELS, round(gap * AUDIO_RATE)), dtype=np.float32))
 
     def blank(self) -> None:
         """Nothing to show or play (no publisher, or it went quiet)."""
@@ -323,7 +342,6 @@ class Compositor:
         self._params = H264ParameterSets()
         self._black = _black(self.width, self.height)
         self._audio_samples = 0
-        self._audio_packets = 0
         self._started = asyncio.Event()
         self._slate_source = slate
         self._slate: Any = None
@@ -552,9 +570,11 @@ class Compositor:
             frame.pts = self._audio_samples
             self._audio_samples += AAC_FRAME
             for encoded in self._audio_encoder.encode(frame):
-                # the encoder's priming delay is not carried over: packet k plays at k frames
-                pts = self._audio_packets * AAC_FRAME
-                self._audio_packets += 1
+                if encoded.pts is None or encoded.pts < 0:
+                    # the priming packet (pts -1024) is the encoder's delay: dropped, so the sound mixed for
+                    # program time t plays at t, in step with the picture, instead of one AAC frame late
+                    continue
+                pts = int(encoded.pts)
                 out.append(Packet(AUDIO, bytes(encoded), pts, pts, True))
         return out
 
