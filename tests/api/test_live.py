@@ -58,7 +58,7 @@ positive_data_acceptance.expected-statuses = ["2XX", "401", "403", "404", "409",
 # asset, custom_rtmp needs a URL, content types from config, a token ttl bounded by the deployment):
 # schema-valid input these operations legitimately refuse with 400.
 [[operations]]
-include-operation-id-regex = \"\"\"^(list.*|create(Source|Destination|Upload|SessionToken|Key)|\
+include-operation-id-regex = \"\"\"^(list.*|create(Source|Destination|Upload|SessionToken|ProgramSessionToken|Key)|\
 update(Destination|Source|Studio)|rotateKey|putUploadBytes|sendChatMessage)$\"\"\"
 checks.positive_data_acceptance.expected-statuses = ["2XX", "400", "401", "403", "404", "409", "413", "429"]
 """

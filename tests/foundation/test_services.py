@@ -475,7 +475,8 @@ class BrokenEventPlugin:
 async def test_plugins_see_every_state_change_through_trax_event(tmp_path: Path) -> None:
     spy = EventSpy()
     aspy = AsyncEventSpy(spy.async_seen)
-    settings = memory_settings(tmp_path)
+    # no broadcast: its egress would add destination events of its own (tested in tests/broadcast)
+    settings = memory_settings(tmp_path, broadcast={"enabled": False})
     pm = make_plugin_manager(settings, extra_plugins=[spy, aspy, BrokenEventPlugin()])  # type: ignore[arg-type]
     async with Runtime(settings, pm) as rt:  # type: ignore[arg-type]
         s = rt.services

@@ -221,7 +221,7 @@ class LocalTransport:
 
         async def program_token(r: _Req) -> Any:
             body = _object(r.body)
-            _only(body, ("action", "audience", "ttlSeconds"))
+            _only(body, ("action", "ttlSeconds"))
             await s.studios.stream_status(replace(p, scopes=frozenset({"stream:read"})), r["sid"])
             return await self.mint(
                 program_path(r["sid"]),

@@ -188,7 +188,7 @@ class Studio(Model):
         return self.update(program=changes)
 
     def program_session_token(self, **options: Any) -> Any:
-        """A read token and WHEP / SRT / RTMP URLs to watch the program (``ttl_seconds``, ``audience``)."""
+        """A read token and WHEP / SRT / RTMP URLs to watch the program (``ttl_seconds``)."""
         return self._bound().call(
             "POST", f"/v1/studios/{self.id}/program/session-tokens", json=to_wire(options), into=IngestCredentials
         )

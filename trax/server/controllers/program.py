@@ -16,8 +16,9 @@ from trax.server.wire import In, IngestCredentialsOut, credentials_out
 
 
 class ProgramTokenCreate(In):
+    """No ``audience``: a program token covers every way to watch (WHEP, SRT, RTMP), like a source's."""
+
     action: Literal["read"] = "read"
-    audience: Annotated[str, Meta(max_length=100)] | None = None
     ttl_seconds: Annotated[int, Meta(ge=1)] | None = None
 
 
@@ -49,9 +50,7 @@ class ProgramTokenController(Controller):
         if tokens is None:
             raise Unavailable("Media tokens are not available on this deployment.", retry_after=60)
         try:
-            creds = await tokens.mint(
-                path=program_path(studioId), action=body.action, audience=body.audience, ttl=body.ttl_seconds
-            )
+            creds = await tokens.mint(path=program_path(studioId), action=body.action, ttl=body.ttl_seconds)
         except InvalidRequest as exc:
             if exc.param == "ttl":
                 raise InvalidRequest(exc.message, param="ttlSeconds") from None
