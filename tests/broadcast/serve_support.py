@@ -13,20 +13,8 @@ from typing import Any
 import httpx
 
 from tests.support.server import ServerProcess, dev_config
+from trax.domain.scopes import SCOPES
 from trax.ports import free_port
-
-SCOPES = (
-    "studios:read",
-    "studios:write",
-    "sources:read",
-    "sources:write",
-    "destinations:read",
-    "destinations:write",
-    "stream:read",
-    "stream:write",
-    "media:read",
-    "media:write",
-)
 
 
 @dataclass

@@ -20,8 +20,10 @@ shares its rows: nothing may mutate them (services build changed copies with
 from __future__ import annotations
 
 import asyncio
+import random
 import sqlite3
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable, Hashable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -181,6 +183,21 @@ class SqliteStorage:
         return conn
 
     def _open_sync(self) -> None:
+        # Two processes creating the same new file at once can get SQLITE_BUSY without the busy
+        # handler ever being called (switching a fresh file to WAL, recovering the WAL index):
+        # such a "locked" is retried from scratch for as long as the busy timeout allows.
+        deadline = time.monotonic() + self._opts.busy_timeout_ms / 1000
+        while True:
+            try:
+                self._open_once()
+                return
+            except sqlite3.OperationalError as exc:
+                self._close_sync()
+                if "locked" not in str(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.02 + random.random() * 0.03)
+
+    def _open_once(self) -> None:
         self._opts.path.parent.mkdir(parents=True, exist_ok=True)
         w = self._connect(check_same_thread=False)
         self._writer = w  # from here on close() releases it, whatever fails next
