@@ -281,10 +281,16 @@ class PassthroughProgram:
         if feed is not None:
             await feed.reader.wait(POLL_SECONDS)
             return
-        # on the slate: sleep until its next frame is due (or a switch is asked for)
-        delay = float(self.timeline.frame) / 2
+        # On the slate: sleep until its next frame is due, one wake-up a frame, unless a waiting
+        # source sends something (its keyframe ends the slate) or a switch is asked for.
+        due = self._slate_started + float(self._slate_sent) - time.monotonic()
+        delay = min(max(due, 0.001), POLL_SECONDS)
+        pending = self._pending
+        if pending is not None and pending.reader.publisher is not None:
+            await pending.reader.wait(delay)
+            return
         try:
-            async with asyncio.timeout(min(delay, POLL_SECONDS)):
+            async with asyncio.timeout(delay):
                 await self._wake.wait()
         except TimeoutError:
             pass
