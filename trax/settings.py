@@ -93,7 +93,7 @@ class MediaSettings(_Section):
 
 
 class TokenAudiences(_Section):
-    """The ``aud`` names of the three media-token audiences (ingest.md)."""
+    """The ``aud`` names of the three media-token audiences (docs/ingest.md)."""
 
     ingest: str = "trax-ingest"
     talk: str = "trax-talk"

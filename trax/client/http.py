@@ -4,7 +4,7 @@ Retries: an answer of ``429 rate_limited`` or ``503 unavailable`` is retried
 after ``Retry-After`` seconds (an exponential back-off if the header is missing),
 at most ``max_retries`` times, and never when the server asks for a longer wait
 than ``max_retry_wait``: then the error is raised at once with ``retry_after``
-set. Both answers come before the server acts (api-v1.md §2, order of checks), so
+set. Both answers come before the server acts (docs/api.md, "Order of checks"), so
 retrying a POST cannot apply it twice. A broken connection is retried (with the
 same back-off) only for reads, then raised as ``Unavailable``; a write may have
 arrived before the connection broke. ``503 write_disabled`` is not retried: it

@@ -1,6 +1,6 @@
 """In-process transport: ``/v1`` requests answered by ``trax.services`` directly, no HTTP.
 
-It speaks the wire form of api-v1.md (camelCase JSON objects, pages with
+It speaks the /v1 wire form (docs/api.md: camelCase JSON objects, pages with
 ``nextCursor``), so ``trax.connect`` shares the SDK's object model with the
 remote clients. Each answer is built from an allow-list of fields: stored
 secrets (key hashes, stream keys) have no way out.

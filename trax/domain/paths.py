@@ -1,4 +1,4 @@
-"""Stream paths: the routing key every ingest protocol shares (ingest.md).
+"""Stream paths: the routing key every ingest protocol shares (docs/ingest.md).
 
 Public grammar ``inputs/<kind>-<uuid>``; matching is exact and case-sensitive.
 """

@@ -43,7 +43,7 @@ class Source(Entity):
     # media sources: how the asset plays into the path while the studio is live
     loop: bool = False
     playing: bool = True
-    # Static stream key credential (ingest.md): a keyed hash for lookup, never the key.
+    # Static stream key credential (docs/ingest.md): a keyed hash for lookup, never the key.
     stream_key_hash: str | None = field(default=None, repr=False)
     # RTMP's authmod=adobe challenge needs a per-key salt and b64(md5(key + salt + key)), not the key.
     stream_key_salt: str | None = field(default=None, repr=False)

@@ -1,4 +1,4 @@
-"""Media session tokens: ES256 JWTs bound to one action on one stream path (ingest.md).
+"""Media session tokens: ES256 JWTs bound to one action on one stream path (docs/ingest.md).
 
 Signing keys are EC P-256, named by their RFC 7638 thumbprint (the ``kid``).
 They live in storage as ``SigningKey`` records of the system account (private
@@ -378,7 +378,7 @@ class MediaTokens:
         return self.verify_cached(token, path=path, action=action, audiences=audiences)
 
     async def authorize(self, credential: str, *, path: str, action: str, audiences: Collection[str]) -> dict[str, Any]:
-        """Either credential form of ingest.md: a media token, or the source's static stream key.
+        """Either credential form of docs/ingest.md: a media token, or the source's static stream key.
 
         Returns the token's claims, or ``{"path", "action", "source"}`` for a stream key.
         """

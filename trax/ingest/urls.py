@@ -1,4 +1,4 @@
-"""Ready-to-paste ingest URLs for a path and a credential, in the forms of ingest.md.
+"""Ready-to-paste ingest URLs for a path and a credential, in the forms of docs/ingest.md.
 
 Ports and schemes come from the deployment's ``ingest.<transport>`` options;
 a transport object may override its own URL by offering
@@ -18,7 +18,7 @@ log = logging.getLogger(__name__)
 
 SRT_MAX_STREAMID = 512
 DEFAULT_PORTS = {"srt": 8890, "rtmp": 1935, "rtmps": 1936, "whip": 8889}
-# Which audience role each protocol's listener accepts (ingest.md's table).
+# Which audience role each protocol's listener accepts (docs/ingest.md's table).
 ROLE_OF_PROTOCOL = {"srt": "ingest", "rtmp": "ingest", "rtmps": "ingest", "whip": "talk", "whep": "read"}
 
 
@@ -64,7 +64,7 @@ def ingest_urls(
     srt = _enabled(extra, "srt")
     if "srt" in wanted and "srt" not in urls and srt is not None:
         port = _port(srt, "port", DEFAULT_PORTS["srt"])
-        # raw streamid: SRT listeners parse it without URL-decoding (ingest.md)
+        # raw streamid: SRT listeners parse it without URL-decoding (docs/ingest.md)
         streamid = f"{action}:{path}:trax:{token}"
         if len(streamid.encode()) <= SRT_MAX_STREAMID:
             urls["srt"] = f"srt://{host}:{port}?streamid={streamid}"

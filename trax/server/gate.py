@@ -1,7 +1,7 @@
 """The fused per-route gate: authentication → rate limit → scope → write flag → content type.
 
 One pure-ASGI middleware instead of a chain of guards: guards run after every
-middleware (so the order of api-v1.md §2 could not be kept) and each costs a
+middleware (so the order of checks in docs/api.md could not be kept) and each costs a
 copy of the handler per request. The router has already resolved the handler,
 so each route's declaration (``opt``) is read from ``scope["route_handler"]``.
 

@@ -1,7 +1,7 @@
 """The /v1 OpenAPI document: Litestar's 3.1 output turned into a valid 3.0.3 document.
 
 Litestar 2.x can only emit OpenAPI 3.1 (JSON Schema 2020-12 idioms); the
-contract promises 3.0.x (api-v1.md §1), so :func:`to_openapi_30` rewrites the
+/v1 document is OpenAPI 3.0.x (docs/api.md, "OpenAPI"), so :func:`to_openapi_30` rewrites the
 3.1 constructs 3.0 lacks. :func:`finish` then adds what Litestar cannot say:
 the ``X-Request-Id`` header on every response, the rate-limit headers, the
 ``Location`` header on creates and each operation's ``x-required-scopes``.

@@ -1,7 +1,7 @@
 """The /v1 wire format: msgspec structs, separate from the domain dataclasses.
 
 Responses are built with the ``*_out`` converters below; timestamps are sent
-as RFC 3339 UTC strings with ``Z`` and millisecond precision (api-v1.md §1).
+as RFC 3339 UTC strings with ``Z`` and millisecond precision (docs/api.md, "Layout").
 Request structs forbid unknown fields, so a typo is a 400 naming the field.
 """
 

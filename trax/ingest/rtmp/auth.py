@@ -1,6 +1,6 @@
 """Where RTMP clients put credentials, and the Adobe-style ``authmod=adobe`` challenge.
 
-Forms (ingest.md): the stream name's query (``?user=trax&pass=<jwt>`` / ``?token=<jwt>``),
+Forms (docs/ingest.md): the stream name's query (``?user=trax&pass=<jwt>`` / ``?token=<jwt>``),
 the same query on the app / tcUrl, userinfo in tcUrl (``trax:<jwt>@`` or ``<key>:<key>@``)
 for clients that send it there, and the Adobe challenge for stream keys.
 

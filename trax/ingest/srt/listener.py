@@ -52,7 +52,7 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 AUDIENCES = ("ingest",)
-"""SRT accepts tokens for the ``trax-ingest`` audience (ingest.md)."""
+"""SRT accepts tokens for the ``trax-ingest`` audience (docs/ingest.md)."""
 _BAD_KEY_CACHE = 4096
 _BAD_KEY_SECONDS = 300.0
 _REFUSAL_LOGS_PER_SECOND = 10

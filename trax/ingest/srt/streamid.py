@@ -1,4 +1,4 @@
-"""The SRT streamid: which path, which action, which credential (ingest.md, SRT).
+"""The SRT streamid: which path, which action, which credential (docs/ingest.md, SRT).
 
 Three forms are accepted, parsed from the raw bytes the caller sent (never
 URL-decoded):

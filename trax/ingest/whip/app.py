@@ -1,4 +1,4 @@
-"""The WHIP/WHEP HTTP surface (RFC 9725 and the WHEP draft, as ingest.md writes them).
+"""The WHIP/WHEP HTTP surface (RFC 9725 and the WHEP draft, as docs/ingest.md writes them).
 
 ``POST /<path>/whip`` publishes, ``POST /<path>/whep`` plays; both answer
 ``201`` with the SDP answer, a ``Location`` for the session resource, an
