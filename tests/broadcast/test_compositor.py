@@ -28,7 +28,7 @@ from tests.broadcast.compositor_support import (
     solid_frame,
 )
 from tests.broadcast.feeds import Clip, colour_clip, colour_name, mean_rgb, playing
-from trax.broadcast.compositor import encode_slate
+from trax.broadcast.slate import encode_slate
 from trax.broadcast.tracks import AAC_FRAME, AUDIO, VIDEO
 from trax.domain.program import Layout, OutputSettings
 from trax.ingest.hub import PathHub

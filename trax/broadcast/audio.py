@@ -13,6 +13,7 @@ import logging
 from fractions import Fraction
 from typing import Any
 
+from trax.broadcast.encoders import aac_encoder
 from trax.broadcast.tracks import AAC_FRAME, AAC_LC_48K_STEREO, AUDIO_RATE
 from trax.ingest.media import Packet, Track
 
@@ -56,12 +57,7 @@ class AudioConformer:
         self._decoder = decoder
         self._resampler: Any = av.AudioResampler(format="fltp", layout="stereo", rate=AUDIO_RATE)
         self._fifo: Any = av.AudioFifo()
-        self._encoder: Any = av.CodecContext.create("aac", "w")
-        self._encoder.sample_rate = AUDIO_RATE
-        self._encoder.layout = "stereo"
-        self._encoder.format = "fltp"
-        self._encoder.bit_rate = min(bitrate, 320_000)
-        self._encoder.time_base = Fraction(1, AUDIO_RATE)
+        self._encoder: Any = aac_encoder(min(bitrate, 320_000))
         self._origin: Fraction | None = None
         """Source time of the first sample fed, so output samples keep the source's clock."""
         self._samples = 0

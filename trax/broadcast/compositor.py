@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -36,8 +35,9 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from trax.broadcast.encoders import aac_encoder, h264_encoder
 from trax.broadcast.layouts import Rect, fit, slots
-from trax.broadcast.tracks import AAC_FRAME, AUDIO, AUDIO_CHANNELS, AUDIO_RATE, AUDIO_TIME_BASE, VIDEO, VIDEO_TIME_BASE
+from trax.broadcast.tracks import AAC_FRAME, AUDIO, AUDIO_CHANNELS, AUDIO_RATE, VIDEO
 from trax.domain.errors import Conflict, Unavailable
 from trax.domain.program import MAX_PROGRAM_SOURCES, Layout, OutputSettings
 from trax.ingest.hub import PathHub, Publisher, Reader
@@ -62,7 +62,6 @@ MAX_LAG = 0.5
 BLACK_YUV = (16, 128, 128)
 FPS_WINDOW = 2.0
 """Seconds of ticks the measured frame rate is averaged over."""
-SLATE_BITRATE = 500_000
 """A still picture needs little: the pre-encoded slate is small to loop."""
 
 Planes = tuple[npt.NDArray[np.uint8], npt.NDArray[np.uint8], npt.NDArray[np.uint8]]
@@ -577,88 +576,3 @@ class Compositor:
                 pts = int(encoded.pts)
                 out.append(Packet(AUDIO, bytes(encoded), pts, pts, True))
         return out
-
-
-# --- encoders and the pre-encoded slate -----------------------------------------------------------
-
-
-def h264_encoder(width: int, height: int, fps: int, bitrate: int, *, preset: str = "veryfast") -> Any:
-    """An open libx264 context for live output: CBR-ish ``bitrate``, 2 s GOP, no B-frames, SPS/PPS per keyframe."""
-    import av
-
-    video: Any = av.CodecContext.create("libx264", "w")
-    video.width, video.height, video.pix_fmt = width, height, "yuv420p"
-    video.time_base = Fraction(1, fps)
-    video.framerate = Fraction(fps, 1)
-    video.bit_rate = bitrate
-    video.gop_size = 2 * fps
-    video.max_b_frames = 0  # pts == dts: every receiver (WebRTC included) plays it as it comes
-    video.options = {
-        "preset": preset,
-        "tune": "zerolatency",
-        "forced-idr": "1",  # a requested keyframe must be an IDR a new viewer can start on
-        "x264-params": "repeat-headers=1",  # SPS/PPS before every keyframe: the canonical form
-    }
-    video.open()
-    return video
-
-
-def aac_encoder(bitrate: int) -> Any:
-    """An open AAC-LC encoder at 48 kHz stereo (fltp, 1024-sample frames): the program's audio track."""
-    import av
-
-    audio: Any = av.CodecContext.create("aac", "w")
-    audio.sample_rate, audio.layout, audio.format = AUDIO_RATE, "stereo", "fltp"
-    audio.bit_rate = bitrate
-    audio.time_base = Fraction(1, AUDIO_RATE)
-    audio.open()
-    return audio
-
-
-def encode_slate(output: OutputSettings, seconds: float = 1.0) -> list[Packet]:
-    """``seconds`` of black and silence as program packets, keyframe first, timestamps from 0, in time order.
-
-    A passthrough program loops this clip (rebasing its timestamps) while its
-    on-air source has nothing to show: encoded once, it costs nothing to play.
-    Blocking (it encodes): call it in a worker thread.
-    """
-    import av
-
-    width, height, fps = max(2, output.width & ~1), max(2, output.height & ~1), max(1, output.fps)
-    frames = max(1, round(seconds * fps))
-    encoder = h264_encoder(width, height, fps, min(SLATE_BITRATE, output.video_bitrate))
-    canvas = _black(width, height)
-    params = H264ParameterSets()
-    video: list[Packet] = []
-    raw: list[Any] = []
-    for index in range(frames):
-        frame = av.VideoFrame.from_ndarray(canvas, format="yuv420p")
-        frame.pts = index
-        raw.extend(encoder.encode(frame))
-    raw.extend(encoder.encode(None))
-    for encoded in raw:
-        data, key = params.canonical(bytes(encoded))
-        ts = int(encoded.pts) * 90000 // fps
-        video.append(Packet(VIDEO, data, ts, ts, key))
-    # whole AAC frames covering the picture's duration: a loop never runs short of sound
-    audio = _silence(output.audio_bitrate, math.ceil(frames * AUDIO_RATE / (fps * AAC_FRAME)))
-    return sorted(video + audio, key=_time_order)
-
-
-def _time_order(packet: Packet) -> tuple[Fraction, int]:
-    return packet.dts * (VIDEO_TIME_BASE if packet.track == VIDEO else AUDIO_TIME_BASE), packet.track
-
-
-def _silence(bitrate: int, count: int) -> list[Packet]:
-    """``count`` AAC frames of silence, packet k at k * 1024 samples (the encoder's priming is silence too)."""
-    import av
-
-    encoder = aac_encoder(bitrate)
-    zeros = np.zeros((AUDIO_CHANNELS, AAC_FRAME), dtype=np.float32)
-    data: list[bytes] = []
-    for index in range(count):
-        frame = av.AudioFrame.from_ndarray(zeros, format="fltp", layout="stereo")
-        frame.sample_rate, frame.pts = AUDIO_RATE, index * AAC_FRAME
-        data.extend(bytes(p) for p in encoder.encode(frame))
-    data.extend(bytes(p) for p in encoder.encode(None))
-    return [Packet(AUDIO, payload, k * AAC_FRAME, k * AAC_FRAME, True) for k, payload in enumerate(data[:count])]

@@ -29,7 +29,7 @@ from trax.broadcast.recorder import Recorder
 from trax.broadcast.slate import encode_silence, encode_slate_video
 from trax.broadcast.targets import Unreachable, resolve
 from trax.broadcast.timeline import Timeline
-from trax.broadcast.tracks import AUDIO, VIDEO, program_tracks
+from trax.broadcast.tracks import AUDIO, AUDIO_TIME_BASE, VIDEO, VIDEO_TIME_BASE, program_tracks
 from trax.domain.destinations import Destination, DestinationStatus
 from trax.domain.paths import program_path
 from trax.domain.program import SLATE_BLACK, OutputSettings, ProgramSettings
@@ -84,6 +84,8 @@ class StudioBroadcast:
         self._engine_key: tuple[Any, ...] | None = None
         self._engine_task: asyncio.Task[None] | None = None
         self._engine_failures = 0
+        self._composite_started = False
+        """Whether the running compositor's first packet began its stretch of the program's timeline."""
         self._restart: asyncio.TimerHandle | None = None
         self._egress: dict[str, tuple[str, Egress]] = {}
         self._players: dict[str, tuple[str, MediaPlayer]] = {}
@@ -261,7 +263,7 @@ class StudioBroadcast:
         timeline, publisher = self._timeline, self.publisher
         if timeline is None or publisher is None:
             return
-        tb = Fraction(1, 90000) if packet.track == VIDEO else Fraction(1, 48000)
+        tb = VIDEO_TIME_BASE if packet.track == VIDEO else AUDIO_TIME_BASE
         if not self._composite_started:
             self._composite_started = True
             timeline.begin(packet.dts * tb)
