@@ -19,7 +19,15 @@ import pytest
 from tests.broadcast.feeds import colour_clip, playing
 from tests.broadcast.receivers import ffmpeg_rtmp_listener, nginx_rtmp, probe_streams, probe_video, srt_listener
 from tests.support.tools import require
-from trax.broadcast.egress import Egress, EgressError, EgressTarget, backoff_delay, classify, egress_error
+from trax.broadcast.egress import (
+    Egress,
+    EgressError,
+    EgressTarget,
+    RtmpFanout,
+    backoff_delay,
+    classify,
+    egress_error,
+)
 from trax.ingest.hub import PathHub
 from trax.ports import free_port
 
@@ -178,8 +186,10 @@ async def test_two_rtmp_receivers_at_once(tmp_path: Path) -> None:
     async with asyncio.timeout(60), program() as (hub, clock):
         async with nginx_rtmp(tmp_path) as nginx, ffmpeg_rtmp_listener(tmp_path, key=KEY) as listener:
             s1, s2 = Statuses(), Statuses()
-            e1 = egress(hub, EgressTarget("rtmp", f"{nginx.url}/{KEY}"), s1)
-            e2 = egress(hub, EgressTarget("rtmp", listener.url), s2)
+            # one fanout, as a studio's destinations share it: each frame is converted and chunked once for both
+            fanout = RtmpFanout()
+            e1 = egress(hub, EgressTarget("rtmp", f"{nginx.url}/{KEY}"), s1, fanout=fanout)
+            e2 = egress(hub, EgressTarget("rtmp", listener.url), s2, fanout=fanout)
             await e1.start()
             await e2.start()
             live1, live2 = await s1.until("live"), await s2.until("live")
@@ -189,6 +199,7 @@ async def test_two_rtmp_receivers_at_once(tmp_path: Path) -> None:
             await e2.stop()
             assert s1.statuses == ["connecting", "live"] and s2.statuses == ["connecting", "live"]
             assert e1.sent > 0 and e2.sent > 0
+            assert fanout.tags.hits > 0, "the second destination should reuse the first one's tag bodies"
             carried1, carried2 = clock.between(live1, end), clock.between(live2, end)
             assert await listener.wait(10) is not None, "ffmpeg should end by itself on the clean close"
         assert_received(nginx.recorded(KEY), carried1)

@@ -9,6 +9,7 @@ from trax.ingest.rtmp.flv import (
     FlvEgress,
     FlvError,
     FlvIngest,
+    TagCache,
     avc_config,
     parse_audio_specific_config,
     parse_avc_config,
@@ -98,6 +99,27 @@ def test_egress_sends_sequence_headers_then_avcc() -> None:
     audio = egress.convert(Packet(1, b"raw", pts=44100 * 2, dts=44100 * 2, keyframe=True))
     assert audio == [(8, 1000, b"\xaf\x00" + ASC), (8, 1000, b"\xaf\x01raw")]
     assert egress.convert(Packet(2, b"opus", 0, 0)) == [] and "audio opus" in egress.skipped
+
+
+def test_connections_sharing_a_tag_cache_send_what_each_would_alone() -> None:
+    tracks = [Track(0, "video", "h264", Fraction(1, 90000), width=320, height=240)]
+    key = b"\x00\x00\x00\x01" + SPS + b"\x00\x00\x00\x01" + PPS + b"\x00\x00\x00\x01" + IDR
+    packets = [
+        Packet(0, key, pts=90000, dts=90000, keyframe=True),
+        Packet(0, b"\x00\x00\x00\x01" + SLICE, 93000, 93000),
+    ]
+    shared = TagCache(size=4)
+    first, second, alone = FlvEgress(tracks, shared=shared), FlvEgress(tracks, shared=shared), FlvEgress(tracks)
+    # the second connection joins one packet late: its own timestamps, the same bodies
+    out_first = [first.convert(p) for p in packets]
+    out_second = second.convert(packets[1])
+    assert out_first == [alone.convert(p) for p in packets]
+    assert out_second == []  # no parameter sets seen yet on this connection
+    assert shared.hits == 1
+    assert out_first[1][0][2] is shared.video(packets[1], tracks[0])[1], "the body is one object, not a copy"
+    for n in range(10):  # bounded: old packets leave the cache
+        shared.video(Packet(0, key, n, n, keyframe=True), tracks[0])
+    assert len(shared._recent) == 4
 
 
 def test_egress_holds_video_until_parameter_sets() -> None:

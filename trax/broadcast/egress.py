@@ -35,6 +35,7 @@ import socket
 import ssl
 import struct
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -44,8 +45,15 @@ from trax.ingest.hub import PathHub, Reader
 from trax.ingest.media import Packet, Track
 from trax.ingest.rtmp import amf0
 from trax.ingest.rtmp import messages as m
-from trax.ingest.rtmp.chunks import ChunkError, ChunkReader, encode_message
-from trax.ingest.rtmp.flv import FlvEgress
+from trax.ingest.rtmp.chunks import (
+    MAX_TIMESTAMP_FIELD,
+    ChunkError,
+    ChunkReader,
+    chunked_payload,
+    encode_message,
+    message_header,
+)
+from trax.ingest.rtmp.flv import FlvEgress, TagCache
 
 log = logging.getLogger(__name__)
 
@@ -183,6 +191,36 @@ def backoff_delay(attempt: int, low: float, high: float, rng: random.Random | No
 # --- the egress --------------------------------------------------------------------------------
 
 
+class RtmpFanout:
+    """What the RTMP destinations of one program path work out once per packet instead of once each.
+
+    Every destination reads the same :class:`Packet` objects, and below the extended-timestamp range
+    an RTMP message differs between connections only in its 11-byte type-0 header (timestamp, stream
+    id), so the FLV tag body and its chunked form are shared: N destinations cost one NAL scan and
+    one copy of each frame plus N small headers. Bounded to the latest ``size`` packets.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self.tags = TagCache(size)
+        self._chunked: OrderedDict[int, tuple[bytes, bytes]] = OrderedDict()
+
+    def chunked(self, payload: bytes, csid: int, timestamp: int) -> bytes:
+        if len(payload) <= RTMP_CHUNK_SIZE:
+            return payload
+        if timestamp & 0xFFFFFFFF >= MAX_TIMESTAMP_FIELD:
+            # continuations repeat an extended timestamp, which is this connection's own
+            return chunked_payload(payload, csid, RTMP_CHUNK_SIZE, timestamp)
+        hit = self._chunked.get(id(payload))
+        if hit is not None and hit[0] is payload:
+            return hit[1]
+        out = chunked_payload(payload, csid, RTMP_CHUNK_SIZE)
+        self._chunked[id(payload)] = (payload, out)
+        if len(self._chunked) > self.size:
+            self._chunked.popitem(last=False)
+        return out
+
+
 class Egress:
     """Pushes hub path ``path`` to ``target`` until :meth:`stop`, reporting status changes to ``on_status``."""
 
@@ -199,8 +237,10 @@ class Egress:
         backoff_min: float = 1.0,
         backoff_max: float = 30.0,
         tls_verify: bool = True,
+        fanout: RtmpFanout | None = None,
     ) -> None:
         self.hub = hub
+        self.fanout = fanout if fanout is not None else RtmpFanout()
         self.path = path
         self.target = target
         self.on_status = on_status
@@ -332,7 +372,7 @@ class _RtmpConnection:
         self.target = egress.target
         self.public = egress.target.public
         self.tracks = tracks
-        self.flv = FlvEgress(tracks)
+        self.flv = FlvEgress(tracks, shared=egress.fanout.tags)
         self.gate = _Gate(tracks)
         self.app, self.key, self.tc_url = _rtmp_app_and_key(self.target.url)
         self.reader: asyncio.StreamReader | None = None
@@ -498,30 +538,33 @@ class _RtmpConnection:
 
     async def pump(self, reader: Reader) -> None:
         """Send hub packets until the path ends; raises :class:`EgressError` when the connection fails."""
-        assert self._control is not None
+        control = self._control
+        assert control is not None and self.writer is not None
+        transport = self.writer.transport
+        # the control task ending (EOF, reset, an error from the server) is the other thing a wait must end for
+        control.add_done_callback(lambda _: reader.wake())
         while True:
-            if self._control.done():
-                self._control.result()  # raises the reason
+            if control.done():
+                control.result()  # raises the reason
                 raise egress_error("stream_ended", self.public)
             try:
                 packet = reader.get_nowait()
             except StopAsyncIteration:
                 return
             if packet is None:
-                await self._drain()
-                await reader.wait(0.5)
+                await reader.wait(None)
                 continue
             if self._write(packet) and not self.live:
                 self.live = True
                 await self.e._report("live")
-            assert self.writer is not None
-            if self.writer.transport.get_write_buffer_size() > RTMP_WRITE_BUFFER:
+            if transport.get_write_buffer_size() > RTMP_WRITE_BUFFER:
                 await self._drain()
 
     def _write(self, packet: Packet) -> bool:
         if not self.gate.admit(packet):
             self.e.dropped += 1
             return False
+        assert self.writer is not None
         wrote = False
         for type_id, ts, body in self.flv.convert(packet):
             if type_id in (m.VIDEO, m.AUDIO) and body[1] == 1:
@@ -533,7 +576,8 @@ class _RtmpConnection:
                 self._last_ms[type_id] = ts
                 wrote = True
             csid = m.CSID_VIDEO if type_id == m.VIDEO else m.CSID_AUDIO
-            self._send(m.Message(type_id, self.stream_id, ts, body), csid)
+            header = message_header(type_id, self.stream_id, ts, len(body), csid)
+            self.writer.writelines((header, self.e.fanout.chunked(body, csid, ts)))
         if wrote:
             self.e.sent += 1
         return wrote

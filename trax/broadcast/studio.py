@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from trax.broadcast.compositor import Compositor
-from trax.broadcast.egress import Egress, EgressTarget
+from trax.broadcast.egress import Egress, EgressTarget, RtmpFanout
 from trax.broadcast.passthrough import PassthroughProgram
 from trax.broadcast.player import MediaPlayer
 from trax.broadcast.recorder import Recorder
@@ -88,6 +88,8 @@ class StudioBroadcast:
         """Whether the running compositor's first packet began its stretch of the program's timeline."""
         self._restart: asyncio.TimerHandle | None = None
         self._egress: dict[str, tuple[str, Egress]] = {}
+        self._fanout = RtmpFanout()
+        """Shared by this program's RTMP destinations: each packet is converted and chunked once for all."""
         self._players: dict[str, tuple[str, MediaPlayer]] = {}
         self._recording: _Recording | None = None
         self._lock = asyncio.Lock()
@@ -402,6 +404,7 @@ class StudioBroadcast:
             backoff_min=s.reconnect_min_seconds,
             backoff_max=s.reconnect_max_seconds,
             tls_verify=s.tls_verify,
+            fanout=self._fanout,
         )
         self._egress[dst.id] = (fingerprint, egress)
         task = asyncio.create_task(egress.start(), name=f"trax-egress-start-{dst.id}")

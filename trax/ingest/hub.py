@@ -230,14 +230,22 @@ class Reader:
         self.dropped += dropped
         return dropped
 
-    async def wait(self, seconds: float) -> None:
-        """Return when a packet (or the end) is queued, or after ``seconds``."""
+    async def wait(self, seconds: float | None) -> None:
+        """Return when a packet (or the end) is queued, on :meth:`wake`, or after ``seconds`` (``None``: no limit)."""
         if self._queue or self._closed:
             return
         self._wakeup.clear()
+        if seconds is None:
+            # no timer to arm and cancel on every packet: the caller wakes itself for anything else it watches
+            await self._wakeup.wait()
+            return
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(seconds):
                 await self._wakeup.wait()
+
+    def wake(self) -> None:
+        """End a pending :meth:`wait` now (its caller has something else to look at)."""
+        self._wakeup.set()
 
     def get_nowait(self) -> Packet | None:
         """The next queued packet, or ``None`` when nothing is queued (``StopAsyncIteration`` at the end)."""

@@ -254,16 +254,38 @@ def _basic_header(fmt: int, csid: int) -> bytes:
 
 def encode_message(msg: Message, csid: int, chunk_size: int) -> bytes:
     """``msg`` as a type-0 chunk followed by type-3 continuations of at most ``chunk_size`` bytes."""
-    ts = msg.timestamp & 0xFFFFFFFF
+    return message_header(msg.type_id, msg.stream_id, msg.timestamp, len(msg.payload), csid) + chunked_payload(
+        msg.payload, csid, chunk_size, msg.timestamp
+    )
+
+
+def message_header(type_id: int, stream_id: int, timestamp: int, length: int, csid: int) -> bytes:
+    """The type-0 chunk header that starts a message (with its extended timestamp when the field overflows)."""
+    ts = timestamp & 0xFFFFFFFF
     extended = ts >= MAX_TIMESTAMP_FIELD
-    ts_field = MAX_TIMESTAMP_FIELD if extended else ts
-    ext = _U32.pack(ts) if extended else b""
-    payload = msg.payload
-    out = bytearray(_basic_header(0, csid))
-    out += ts_field.to_bytes(3, "big") + len(payload).to_bytes(3, "big") + bytes([msg.type_id])
-    out += _U32LE.pack(msg.stream_id) + ext
-    out += payload[:chunk_size]
-    cont = _basic_header(3, csid) + ext
+    return b"".join(
+        (
+            _basic_header(0, csid),
+            (MAX_TIMESTAMP_FIELD if extended else ts).to_bytes(3, "big"),
+            length.to_bytes(3, "big"),
+            bytes([type_id]),
+            _U32LE.pack(stream_id),
+            _U32.pack(ts) if extended else b"",
+        )
+    )
+
+
+def chunked_payload(payload: bytes | bytearray, csid: int, chunk_size: int, timestamp: int = 0) -> bytes:
+    """``payload`` cut into ``chunk_size`` pieces joined by type-3 headers: a message after its type-0 header.
+
+    Only the extended timestamp (repeated in every continuation) ties these bytes to a timestamp, so below
+    :data:`MAX_TIMESTAMP_FIELD` they are the same for every connection that sends ``payload`` on ``csid``.
+    """
+    ts = timestamp & 0xFFFFFFFF
+    if len(payload) <= chunk_size:
+        return bytes(payload)
+    cont = _basic_header(3, csid) + (_U32.pack(ts) if ts >= MAX_TIMESTAMP_FIELD else b"")
+    out = bytearray(payload[:chunk_size])
     for pos in range(chunk_size, len(payload), chunk_size):
         out += cont
         out += payload[pos : pos + chunk_size]

@@ -9,9 +9,11 @@ PyAV bitstream filter, which would need a codec context per connection and a cop
 from __future__ import annotations
 
 import struct
+from collections import OrderedDict
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from fractions import Fraction
+from functools import cached_property
 from typing import Any, Literal
 
 from trax.ingest.media import H264_IDR, H264_PPS, H264_SPS, Packet, Track, iter_annexb_nals
@@ -331,7 +333,54 @@ def avc_config(sps: bytes, pps: bytes) -> bytes:
 
 
 def _rescale(value: int, tb: Fraction) -> int:
-    return int(value * tb * 1000)
+    """``value`` ticks of ``tb`` in milliseconds, truncated toward zero (integer arithmetic: no Fraction per packet)."""
+    scaled = value * tb.numerator * 1000
+    ms = abs(scaled) // tb.denominator
+    return ms if scaled >= 0 else -ms
+
+
+def _video_tag(packet: Packet, track: Track) -> tuple[bytes | None, bytes | None]:
+    """An H.264 packet as (its AVC configuration record if it carries SPS + PPS, the coded-frames tag body).
+
+    Both depend on the packet alone, never on the connection, so :class:`TagCache` can share them.
+    """
+    nals = list(iter_annexb_nals(packet.data))
+    types = [n[0] & 0x1F for n in nals]
+    record = None
+    if H264_SPS in types and H264_PPS in types:
+        record = avc_config(nals[types.index(H264_SPS)], nals[types.index(H264_PPS)])
+    skip = (H264_SPS, H264_PPS, H264_AUD)
+    body = b"".join(struct.pack(">I", len(n)) + n for n, t in zip(nals, types, strict=True) if t not in skip)
+    if not body:
+        return record, None
+    cts = _rescale(packet.pts - packet.dts, track.time_base)
+    head = 0x17 if packet.keyframe else 0x27
+    return record, bytes([head, 1]) + (cts & 0xFFFFFF).to_bytes(3, "big") + body
+
+
+class TagCache:
+    """The video tag bodies of the latest packets, for every connection that sends one hub path.
+
+    Every reader of a path is handed the same :class:`Packet` objects, so N destinations of one program
+    need one NAL scan and one copy of each frame, not N. Entries are keyed by identity and hold their
+    packet, so a recycled ``id`` is never mistaken for a hit; ``size`` bounds what is kept.
+    """
+
+    def __init__(self, size: int = 64) -> None:
+        self.size = size
+        self._recent: OrderedDict[int, tuple[Packet, bytes | None, bytes | None]] = OrderedDict()
+        self.hits = 0
+
+    def video(self, packet: Packet, track: Track) -> tuple[bytes | None, bytes | None]:
+        hit = self._recent.get(id(packet))
+        if hit is not None and hit[0] is packet:
+            self.hits += 1
+            return hit[1], hit[2]
+        record, tag = _video_tag(packet, track)
+        self._recent[id(packet)] = (packet, record, tag)
+        if len(self._recent) > self.size:
+            self._recent.popitem(last=False)
+        return record, tag
 
 
 @dataclass
@@ -343,14 +392,20 @@ class FlvEgress:
     _sent_aac: bool = False
     _origin: int | None = None
     skipped: set[str] = field(default_factory=set)
+    shared: TagCache | None = None
+    """Tag bodies worked out once for every connection sending the same packets (``None``: each on its own)."""
 
-    @property
+    @cached_property
     def video(self) -> Track | None:
         return next((t for t in self.tracks if t.kind == "video" and t.codec == "h264"), None)
 
-    @property
+    @cached_property
     def audio(self) -> Track | None:
         return next((t for t in self.tracks if t.kind == "audio" and t.codec == "aac"), None)
+
+    @cached_property
+    def _by_index(self) -> dict[int, Track]:
+        return {t.index: t for t in self.tracks}
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {}
@@ -368,7 +423,7 @@ class FlvEgress:
         return meta
 
     def convert(self, packet: Packet) -> list[tuple[int, int, bytes]]:
-        track = next((t for t in self.tracks if t.index == packet.track), None)
+        track = self._by_index.get(packet.track)
         if track is None:
             return []
         if track is not self.video and track is not self.audio:
@@ -380,25 +435,14 @@ class FlvEgress:
         ts = max(0, dts_ms - self._origin) & 0xFFFFFFFF
         out: list[tuple[int, int, bytes]] = []
         if track is self.video:
-            nals = list(iter_annexb_nals(packet.data))
-            types = [n[0] & 0x1F for n in nals]
-            if H264_SPS in types and H264_PPS in types:
-                record = avc_config(nals[types.index(H264_SPS)], nals[types.index(H264_PPS)])
-                if record != self._sent_avc:
-                    out.append((9, ts, b"\x17\x00\x00\x00\x00" + record))
-                    self._sent_avc = record
+            record, tag = self.shared.video(packet, track) if self.shared is not None else _video_tag(packet, track)
+            if record is not None and record != self._sent_avc:
+                out.append((9, ts, b"\x17\x00\x00\x00\x00" + record))
+                self._sent_avc = record
             if self._sent_avc is None:
                 return out  # nothing decodable before the first keyframe's parameter sets
-            body = b"".join(
-                struct.pack(">I", len(n)) + n
-                for n, t in zip(nals, types, strict=True)
-                if t not in (H264_SPS, H264_PPS, H264_AUD)
-            )
-            if not body:
-                return out
-            cts = _rescale(packet.pts - packet.dts, track.time_base)
-            head = 0x17 if packet.keyframe else 0x27
-            out.append((9, ts, bytes([head, 1]) + (cts & 0xFFFFFF).to_bytes(3, "big") + body))
+            if tag is not None:
+                out.append((9, ts, tag))
         else:
             if not self._sent_aac:
                 if not track.extradata:
