@@ -8,7 +8,9 @@ import logging
 import ssl
 from typing import Any
 
+from trax.ingest.addresses import AddressSlots
 from trax.ingest.rtmp.auth import AdobeChallenges
+from trax.ingest.rtmp.budget import ByteBudget
 from trax.ingest.rtmp.options import RtmpOptions
 from trax.ingest.rtmp.session import MediaEnv, RtmpSession
 from trax.settings import ConfigError
@@ -34,6 +36,8 @@ class RtmpListener:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._challenges = AdobeChallenges(env.deps.server_key)
+        self._budget = ByteBudget(options.max_buffered_bytes)
+        self._addresses = AddressSlots(options.max_connections_per_address, options.max_unauthenticated_per_address)
         self._ssl: ssl.SSLContext | None = None
         if options.certfile is not None and options.keyfile is not None:
             try:
@@ -47,6 +51,16 @@ class RtmpListener:
     @property
     def sessions(self) -> int:
         return len(self._sessions)
+
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of incomplete messages held by all sessions now (bounded by ``max_buffered_bytes``)."""
+        return self._budget.in_use
+
+    @property
+    def addresses(self) -> int:
+        """Client addresses with a connection now."""
+        return len(self._addresses)
 
     async def start(self) -> None:
         self._server = await asyncio.start_server(
@@ -66,15 +80,31 @@ class RtmpListener:
         if len(self._sessions) >= self.options.max_connections:
             writer.transport.abort()
             return
+        peer = writer.get_extra_info("peername")
+        slot = self._addresses.admit(str(peer[0]) if isinstance(peer, tuple) and peer else "?")
+        if slot is None:  # this address has its share of (unauthorised) connections: no log line per refusal
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
         try:
-            await RtmpSession(reader, writer, self.env, self.options, self.name, self._challenges).run()
+            session = RtmpSession(
+                reader,
+                writer,
+                self.env,
+                self.options,
+                self.name,
+                self._challenges,
+                budget=self._budget,
+                on_authorised=slot.authorised,
+            )
+            await session.run()
         except Exception:
             log.exception("%s session crashed", self.name)
             writer.transport.abort()
         finally:
+            slot.release()
             self._sessions.discard(task)
 
     async def stop(self) -> None:
