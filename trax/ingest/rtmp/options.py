@@ -34,7 +34,7 @@ class RtmpOptions(BaseModel):
     max_connections: int = Field(1000, ge=1)
     max_connections_per_address: int = Field(64, ge=1)
     """Connections from one client address (an IPv4 address or an IPv6 /64) at once."""
-    max_unauthenticated_per_address: int = Field(8, ge=1)
+    max_unauthenticated_per_address: int = Field(16, ge=1)
     """Connections from one address that have not authorised a publish/play yet; more are refused at accept."""
     max_message_size: int = Field(8 * 1024 * 1024, ge=1024)
     max_chunk_size: int = Field(1024 * 1024, ge=128, le=0x7FFFFFFF)
