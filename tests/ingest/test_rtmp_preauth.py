@@ -1,4 +1,4 @@
-"""Before a publish/play is authorised an RTMP client may cost little and briefly (docs/rtmp.md, "Before authorisation")."""
+"""Until a publish/play is authorised an RTMP client may cost little, briefly (docs/rtmp.md)."""
 
 from __future__ import annotations
 

@@ -71,9 +71,9 @@ def error_code(resp: httpx.Response) -> Any:
 
 
 async def test_unconnected_whep_sessions_are_ended_and_a_new_viewer_gets_in(tmp_path: Path) -> None:
+    ingest = {"max_readers_per_path": 3, "idle_timeout_seconds": 60}
     async with (
-        whip_plane(tmp_path, connect_timeout_seconds=1.5, ingest={"max_readers_per_path": 3, "idle_timeout_seconds": 60})
-        as plane,
+        whip_plane(tmp_path, connect_timeout_seconds=1.5, ingest=ingest) as plane,
         live_path(plane) as path,
         dangling_offer() as offer,
         httpx.AsyncClient(timeout=30) as http,

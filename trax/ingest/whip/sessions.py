@@ -168,9 +168,7 @@ class WebRtcPlane:
 
     # --- WHIP ---------------------------------------------------------------------------
 
-    async def publish(
-        self, path: str, sdp: str, credential: str, *, account: str | None = None
-    ) -> tuple[Session, str]:
+    async def publish(self, path: str, sdp: str, credential: str, *, account: str | None = None) -> tuple[Session, str]:
         if self.hub.publisher(path) is not None:
             raise Conflict("This stream path already has a publisher.")
         release = self._admit(credential, account)
@@ -387,8 +385,12 @@ class WebRtcPlane:
         session.connect_deadline = None
         if session.closed or session.pc.connectionState == "connected":
             return
-        log.info("%s session on %s: not connected within %ss; ended", session.kind.upper(), session.path,
-                 self.options.connect_timeout_seconds)
+        log.info(
+            "%s session on %s: not connected within %ss; ended",
+            session.kind.upper(),
+            session.path,
+            self.options.connect_timeout_seconds,
+        )
         self._schedule_close(session, reason="WebRTC connection not established in time (ICE/DTLS)")
 
     def _schedule_close(self, session: Session, reason: str | None = None) -> None:
