@@ -64,3 +64,36 @@ async def test_one_address_is_capped_and_an_encoder_from_another_gets_in(tmp_pat
                 break
             await asyncio.sleep(0.05)
         assert env.transport.addresses == 0  # nothing kept per address once its connections are gone
+
+
+async def test_a_stream_key_check_that_hangs_ends_the_caller_at_the_deadline(tmp_path: Path) -> None:
+    """Unauthorised callers are few per address and short-lived, even when storage does not answer."""
+    require_srt()
+    async with srt_env(tmp_path, auth_timeout_seconds=1.0, max_unauthenticated_per_address=1) as env:
+
+        async def storage_hangs(*_: object, **__: object) -> dict[str, str]:
+            await asyncio.sleep(60)
+            return {}
+
+        env.runtime.media_tokens.authorize = storage_hangs  # type: ignore[method-assign]
+        key = "live_" + "k" * 32
+        streamid = f"publish:{env.path}:{key}:{key}"
+        stop = threading.Event()
+        first = asyncio.create_task(asyncio.to_thread(reader_from, "127.0.0.2", env.port, streamid, stop))
+        try:
+            for _ in range(100):
+                if env.transport.connections:
+                    break
+                await asyncio.sleep(0.05)
+            assert env.transport.connections == 1  # accepted provisionally; its key is being checked
+            # a second unchecked caller from the same address is refused in the handshake
+            assert not await asyncio.to_thread(reader_from, "127.0.0.2", env.port, streamid, threading.Event())
+            for _ in range(100):  # the check is abandoned after auth_timeout_seconds and the caller closed
+                if not env.transport.connections:
+                    break
+                await asyncio.sleep(0.05)
+            assert env.transport.connections == 0
+            assert env.transport.addresses == 0
+        finally:
+            stop.set()
+            await first
