@@ -161,3 +161,22 @@ async def test_idle_sockets_from_one_address_do_not_lock_out_an_encoder(tmp_path
         assert rc == 0, err
         for c in attackers:
             c.close()
+
+
+async def test_rtmps_sockets_stalled_in_tls_count_against_their_address(tmp_path: Path) -> None:
+    """The per-address cap applies from the TCP accept, before the TLS handshake, not only after it."""
+    rtmps = {"handshake_timeout": 5.0, "max_unauthenticated_per_address": 2}
+    async with rtmp_runtime(tmp_path, tls=True, rtmps_options=rtmps) as rt:
+        listener: Any = rt.transports["rtmps"]
+        p = port(rt, "rtmps")
+        try:
+            stalled = [await _open(p, source="127.0.0.2") for _ in range(6)]
+        except OSError:
+            pytest.skip("127.0.0.2 is not usable as a source address here")
+        for c in stalled:
+            c.writer.write(b"\x16\x03\x01\x02\x00")  # a TLS record header, then nothing
+        closed = await asyncio.gather(*(c.closed_by_peer(limit=1) for c in stalled))
+        assert sum(not x for x in closed) <= 2
+        assert listener.sessions <= 2
+        for c in stalled:
+            c.close()

@@ -63,14 +63,9 @@ class RtmpListener:
         return len(self._addresses)
 
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept,
-            self.host,
-            self.options.port,
-            ssl=self._ssl,
-            ssl_handshake_timeout=self.options.handshake_timeout if self._ssl else None,
-            limit=256 * 1024,
-        )
+        # TLS is started by _accept, after the connection caps: a socket stalled in its TLS handshake
+        # then counts against its address like any other unauthorised connection
+        self._server = await asyncio.start_server(self._accept, self.host, self.options.port, limit=256 * 1024)
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
@@ -89,6 +84,8 @@ class RtmpListener:
         assert task is not None
         self._sessions.add(task)
         try:
+            if self._ssl is not None and not await self._start_tls(writer):
+                return
             session = RtmpSession(
                 reader,
                 writer,
@@ -106,6 +103,19 @@ class RtmpListener:
         finally:
             slot.release()
             self._sessions.discard(task)
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """The server side of the TLS handshake within ``handshake_timeout``; ``False`` (and aborted) if it failed."""
+        assert self._ssl is not None
+        try:
+            async with asyncio.timeout(self.options.handshake_timeout):
+                await writer.start_tls(self._ssl)
+        except (OSError, ssl.SSLError, TimeoutError, EOFError):
+            transport = writer.transport
+            if transport is not None:
+                transport.abort()
+            return False
+        return True
 
     async def stop(self) -> None:
         server, self._server = self._server, None
