@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import socket
 import struct
 from pathlib import Path
@@ -13,6 +14,8 @@ import pytest
 from tests.ingest.rtmp.support import RawClient, new_source, port, publish_cmd, rtmp_runtime, run
 from tests.support.tools import require_tool
 from trax.ingest.rtmp import messages as m
+from trax.ingest.rtmp.chunks import ChunkReader
+from trax.ingest.rtmp.session import RtmpSession
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
@@ -96,6 +99,12 @@ async def test_buffered_bytes_are_capped_across_connections(tmp_path: Path) -> N
             while listener.sessions:  # noqa: ASYNC110 - state of the listener
                 await asyncio.sleep(0.05)
         assert listener.buffered_bytes == 0  # every connection's bytes are returned when it closes
+        assert listener.addresses == 0
+        del c
+        clients.clear()  # the test's own clients have chunk readers too
+        gc.collect()
+        kept = [o for o in gc.get_objects() if isinstance(o, (RtmpSession, ChunkReader))]
+        assert kept == []  # nothing holds a closed session or its buffers
 
 
 async def test_client_that_never_publishes_is_dropped_after_the_deadline(tmp_path: Path) -> None:
