@@ -20,14 +20,14 @@ pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
 @asynccontextmanager
-async def dangling_offer() -> AsyncIterator[str]:
+async def dangling_offer(direction: str = "recvonly") -> AsyncIterator[str]:
     """A WHEP offer whose only ICE candidate is a UDP socket that never answers: the session never connects.
 
     (aiortc's own client would answer the server's checks with errors, so ICE would fail fast; a silent
     peer keeps the server checking for ~30 s, which is what a slot-hoarding caller does.)
     """
     pc = RTCPeerConnection(RTCConfiguration(iceServers=[]))
-    pc.addTransceiver("video", direction="recvonly")
+    pc.addTransceiver("video", direction=direction)
     await pc.setLocalDescription(await pc.createOffer())
     sdp = pc.localDescription.sdp
     await pc.close()
@@ -139,3 +139,27 @@ async def test_one_account_has_a_session_cap(tmp_path: Path) -> None:
             assert ok.status_code == 201
         finally:
             await pub.close(None)
+
+
+async def test_a_whip_publisher_that_never_connects_frees_the_path(tmp_path: Path) -> None:
+    async with (
+        whip_plane(tmp_path, connect_timeout_seconds=1.5) as plane,
+        dangling_offer("sendonly") as offer,
+        httpx.AsyncClient(timeout=30) as http,
+    ):
+        src = await plane.source()
+
+        async def publish() -> httpx.Response:
+            token = await plane.token(src.path, "publish")
+            return await http.post(
+                plane.url(src.path, "whip"),
+                content=offer,
+                headers={"Content-Type": "application/sdp", "Authorization": f"Bearer {token}"},
+            )
+
+        assert (await publish()).status_code == 201
+        assert (await publish()).status_code == 409  # the path has its publisher
+        await wait_for(lambda: plane.rt.hub.publisher(src.path) is None, within=8)
+        assert not plane.transport.plane.sessions
+        assert await plane.status(src) == "error"
+        assert (await publish()).status_code == 201  # the path is free again
