@@ -36,7 +36,7 @@ class FakePlane:
     def __init__(self) -> None:
         self.offers: list[str] = []
 
-    async def publish(self, path: str, sdp: str, credential: str) -> tuple[Any, str]:
+    async def publish(self, path: str, sdp: str, credential: str, **_: Any) -> tuple[Any, str]:
         self.offers.append(sdp)
         return FakeSession(), "v=0\r\nanswer\r\n"
 

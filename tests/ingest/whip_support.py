@@ -50,9 +50,10 @@ class Plane:
 
 
 @asynccontextmanager
-async def whip_plane(tmp_path: Path, **whip: Any) -> AsyncIterator[Plane]:
+async def whip_plane(tmp_path: Path, *, ingest: dict[str, Any] | None = None, **whip: Any) -> AsyncIterator[Plane]:
+    """``whip`` are the transport's options; ``ingest`` other ``ingest.*`` settings."""
     options = {"enabled": True, "port": 0, "host_candidates": ["127.0.0.1"], **whip}
-    settings = memory_settings(tmp_path, ingest={"whip": options, "idle_timeout_seconds": 2.0})
+    settings = memory_settings(tmp_path, ingest={"whip": options, "idle_timeout_seconds": 2.0, **(ingest or {})})
     rt = Runtime(settings)  # type: ignore[arg-type]
     async with rt:
         await rt.start_transports()

@@ -2,7 +2,8 @@
 
 Limits are enforced while reading, before any allocation they would allow: the largest
 message, the largest chunk size a peer may announce, how many chunk streams it may use
-and how many bytes of partial messages it may leave pending at once.
+and how many bytes of partial messages it may leave pending at once. A listener-wide
+``ByteBudget`` bounds what all connections hold together; it is charged at each read.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import struct
 from dataclasses import dataclass, field
 
 from trax.ingest.rtmp import messages as m
+from trax.ingest.rtmp.budget import ByteBudget
 from trax.ingest.rtmp.messages import Message
 
 DEFAULT_CHUNK_SIZE = 128
@@ -60,9 +62,15 @@ class ChunkReader:
     20 Mbps feed costs a few hundred awaits per second rather than several per chunk.
     """
 
-    def __init__(self, reader: asyncio.StreamReader, limits: ChunkLimits | None = None) -> None:
+    def __init__(
+        self, reader: asyncio.StreamReader, limits: ChunkLimits | None = None, budget: ByteBudget | None = None
+    ) -> None:
         self._r = reader
         self.limits = limits or ChunkLimits()
+        """Replaced by the session once the client is authorised (larger messages from then on)."""
+        self._budget = budget
+        self._charged = 0  # what this connection holds against the budget
+        self.read_size = READ_SIZE
         self.chunk_size = DEFAULT_CHUNK_SIZE
         self._streams: dict[int, _ChunkStream] = {}
         self._pending = 0
@@ -96,12 +104,36 @@ class ChunkReader:
         if self._pos:
             del self._buf[: self._pos]
             self._pos = 0
+        # held while waiting: the unparsed tail of the buffer plus partial messages
+        self._charge(len(self._buf) + self._pending)
         async with asyncio.timeout(self.read_timeout):
-            data = await self._r.read(READ_SIZE)
+            data = await self._r.read(self.read_size)
         if not data:
-            raise asyncio.IncompleteReadError(bytes(self._buf), None)
+            raise asyncio.IncompleteReadError(b"", None)
         self.bytes_read += len(data)
         self._buf += data
+        self._charge(len(self._buf) + self._pending)
+
+    def _charge(self, held: int) -> None:
+        budget = self._budget
+        if budget is None:
+            return
+        delta = held - self._charged
+        if delta > 0 and not budget.take(delta):
+            raise ChunkError("the listener holds too many bytes of incomplete messages")
+        if delta < 0:
+            budget.give(-delta)
+        self._charged = held
+
+    def release(self) -> None:
+        """Drop every buffer and return this connection's share of the budget (the connection is over)."""
+        self._buf = bytearray()
+        self._pos = 0
+        self._streams.clear()
+        self._pending = 0
+        if self._budget is not None:
+            self._budget.give(self._charged)
+        self._charged = 0
 
     def _apply_control(self, msg: Message) -> None:
         if msg.stream_id != 0 and msg.type_id in (m.SET_CHUNK_SIZE, m.ABORT, m.WINDOW_ACK_SIZE):

@@ -8,7 +8,9 @@ import logging
 import ssl
 from typing import Any
 
+from trax.ingest.addresses import AddressSlots
 from trax.ingest.rtmp.auth import AdobeChallenges
+from trax.ingest.rtmp.budget import ByteBudget
 from trax.ingest.rtmp.options import RtmpOptions
 from trax.ingest.rtmp.session import MediaEnv, RtmpSession
 from trax.settings import ConfigError
@@ -34,6 +36,8 @@ class RtmpListener:
         self._server: asyncio.Server | None = None
         self._sessions: set[asyncio.Task[None]] = set()
         self._challenges = AdobeChallenges(env.deps.server_key)
+        self._budget = ByteBudget(options.max_buffered_bytes)
+        self._addresses = AddressSlots(options.max_connections_per_address, options.max_unauthenticated_per_address)
         self._ssl: ssl.SSLContext | None = None
         if options.certfile is not None and options.keyfile is not None:
             try:
@@ -48,15 +52,20 @@ class RtmpListener:
     def sessions(self) -> int:
         return len(self._sessions)
 
+    @property
+    def buffered_bytes(self) -> int:
+        """Bytes of incomplete messages held by all sessions now (bounded by ``max_buffered_bytes``)."""
+        return self._budget.in_use
+
+    @property
+    def addresses(self) -> int:
+        """Client addresses with a connection now."""
+        return len(self._addresses)
+
     async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._accept,
-            self.host,
-            self.options.port,
-            ssl=self._ssl,
-            ssl_handshake_timeout=self.options.handshake_timeout if self._ssl else None,
-            limit=256 * 1024,
-        )
+        # TLS is started by _accept, after the connection caps: a socket stalled in its TLS handshake
+        # then counts against its address like any other unauthorised connection
+        self._server = await asyncio.start_server(self._accept, self.host, self.options.port, limit=256 * 1024)
         sockets = self._server.sockets
         if sockets:
             self.port = int(sockets[0].getsockname()[1])
@@ -66,16 +75,47 @@ class RtmpListener:
         if len(self._sessions) >= self.options.max_connections:
             writer.transport.abort()
             return
+        peer = writer.get_extra_info("peername")
+        slot = self._addresses.admit(str(peer[0]) if isinstance(peer, tuple) and peer else "?")
+        if slot is None:  # this address has its share of (unauthorised) connections: no log line per refusal
+            writer.transport.abort()
+            return
         task = asyncio.current_task()
         assert task is not None
         self._sessions.add(task)
         try:
-            await RtmpSession(reader, writer, self.env, self.options, self.name, self._challenges).run()
+            if self._ssl is not None and not await self._start_tls(writer):
+                return
+            session = RtmpSession(
+                reader,
+                writer,
+                self.env,
+                self.options,
+                self.name,
+                self._challenges,
+                budget=self._budget,
+                on_authorised=slot.authorised,
+            )
+            await session.run()
         except Exception:
             log.exception("%s session crashed", self.name)
             writer.transport.abort()
         finally:
+            slot.release()
             self._sessions.discard(task)
+
+    async def _start_tls(self, writer: asyncio.StreamWriter) -> bool:
+        """The server side of the TLS handshake within ``handshake_timeout``; ``False`` (and aborted) if it failed."""
+        assert self._ssl is not None
+        try:
+            async with asyncio.timeout(self.options.handshake_timeout):
+                await writer.start_tls(self._ssl)
+        except (OSError, ssl.SSLError, TimeoutError, EOFError):
+            transport = writer.transport
+            if transport is not None:
+                transport.abort()
+            return False
+        return True
 
     async def stop(self) -> None:
         server, self._server = self._server, None

@@ -22,7 +22,20 @@ class RtmpOptions(BaseModel):
     """Seconds without any message from a client that is not playing."""
     write_timeout: float = Field(10.0, gt=0)
     """Seconds a player may leave our output unread before it is dropped."""
+    auth_timeout: float = Field(10.0, gt=0)
+    """Seconds from accept to an authorised ``publish``/``play`` (handshake, ``connect`` and the command
+    included); a client that has not got there is dropped, however busy it keeps the connection."""
+    unauthenticated_max_message_size: int = Field(16 * 1024, ge=1024)
+    """Largest message before authorisation (commands are a few hundred bytes; a token-laden ``connect``
+    a few KiB). A longer announced message drops the connection; ``max_message_size`` applies after."""
+    max_buffered_bytes: int = Field(256 * 1024 * 1024, ge=64 * 1024)
+    """Bytes of incomplete messages (and unparsed input) all of this listener's connections may hold
+    together; a connection whose read would pass it is dropped."""
     max_connections: int = Field(1000, ge=1)
+    max_connections_per_address: int = Field(64, ge=1)
+    """Connections from one client address (an IPv4 address or an IPv6 /64) at once."""
+    max_unauthenticated_per_address: int = Field(16, ge=1)
+    """Connections from one address that have not authorised a publish/play yet; more are refused at accept."""
     max_message_size: int = Field(8 * 1024 * 1024, ge=1024)
     max_chunk_size: int = Field(1024 * 1024, ge=128, le=0x7FFFFFFF)
     max_chunk_streams: int = Field(64, ge=4)

@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import logging
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -29,7 +30,8 @@ from trax.ingest.rtmp.auth import (
     tcurl_query,
     tcurl_userinfo,
 )
-from trax.ingest.rtmp.chunks import ChunkError, ChunkLimits, ChunkReader, ChunkWriter
+from trax.ingest.rtmp.budget import ByteBudget
+from trax.ingest.rtmp.chunks import READ_SIZE, ChunkError, ChunkLimits, ChunkReader, ChunkWriter
 from trax.ingest.rtmp.flv import FlvEgress, FlvError, FlvIngest
 from trax.ingest.rtmp.messages import Message
 from trax.ingest.rtmp.options import RtmpOptions
@@ -76,6 +78,9 @@ class RtmpSession:
         options: RtmpOptions,
         protocol: str,
         challenges: AdobeChallenges,
+        *,
+        budget: ByteBudget | None = None,
+        on_authorised: Callable[[], None] | None = None,
     ) -> None:
         self.env = env
         self.options = options
@@ -83,15 +88,29 @@ class RtmpSession:
         self._reader = reader
         self._writer = writer
         self._challenges = challenges
+        self._limits = ChunkLimits(
+            max_message_size=options.max_message_size,
+            max_chunk_size=options.max_chunk_size,
+            max_chunk_streams=options.max_chunk_streams,
+            max_pending_bytes=2 * options.max_message_size,
+        )
+        # Until a publish/play is authorised only commands are expected: anything larger is not an
+        # encoder talking, and would let an anonymous socket hold megabytes (docs/rtmp.md).
+        small = min(options.unauthenticated_max_message_size, options.max_message_size)
         self.chunks = ChunkReader(
             reader,
             ChunkLimits(
-                max_message_size=options.max_message_size,
+                max_message_size=small,
                 max_chunk_size=options.max_chunk_size,
                 max_chunk_streams=options.max_chunk_streams,
-                max_pending_bytes=2 * options.max_message_size,
+                max_pending_bytes=2 * small,
             ),
+            budget,
         )
+        self.chunks.read_size = max(4096, small)
+        self._on_authorised = on_authorised
+        self._deadline: asyncio.Timeout | None = None
+        self.authorised = False
         self.out = ChunkWriter(writer)
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
@@ -111,8 +130,10 @@ class RtmpSession:
     async def run(self) -> None:
         reason: str | None = None
         try:
-            await handshake.accept(self._reader, self._writer, within=self.options.handshake_timeout)
-            await self._loop()
+            # handshake, connect and publish/play must all be done within auth_timeout of the accept
+            async with asyncio.timeout(self.options.auth_timeout) as self._deadline:
+                await handshake.accept(self._reader, self._writer, within=self.options.handshake_timeout)
+                await self._loop()
         except (handshake.HandshakeError, ChunkError, ProtocolError, amf0.AmfError, FlvError) as exc:
             reason = f"rtmp: {exc}"
             log.info("%s %s: %s", self.protocol, self.peer, exc)
@@ -130,6 +151,7 @@ class RtmpSession:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._play_task
         await self._end_publishing(reason if self.publishing is not None and self.publishing.publisher else None)
+        self.chunks.release()
         self._writer.close()
         try:
             async with asyncio.timeout(2):
@@ -313,6 +335,18 @@ class RtmpSession:
         await self.env.media_tokens.authorize(cred.secret, path=path, action=action, audiences=("ingest",))
         return path
 
+    def _authorised_now(self) -> None:
+        """A publish or play was authorised: the deadline and the small-message rule end here."""
+        if self.authorised:
+            return
+        self.authorised = True
+        if self._deadline is not None:
+            self._deadline.reschedule(None)
+        self.chunks.limits = self._limits
+        self.chunks.read_size = READ_SIZE
+        if self._on_authorised is not None:
+            self._on_authorised()
+
     # --- publish -----------------------------------------------------------------------
 
     async def _publish(self, stream_id: int, name: str) -> None:
@@ -328,6 +362,7 @@ class RtmpSession:
             return
         if self.env.hub.publisher(path) is not None:
             await self._refuse_status(stream_id, "NetStream.Publish.BadName", "The path already has a publisher.")
+        self._authorised_now()
         self.publishing = _Publishing(stream_id, path, FlvIngest())
         log.info("%s %s: publishing %s", self.protocol, self.peer, path)
         self.out.send(m.user_control(m.STREAM_BEGIN, stream_id), m.CSID_CONTROL)
@@ -462,6 +497,7 @@ class RtmpSession:
             code = "NetStream.Play.Failed" if isinstance(exc, Conflict) else "NetStream.Play.BadName"
             await self._refuse_status(stream_id, code, f"Unauthorized: {exc.message}")
             return
+        self._authorised_now()
         log.info("%s %s: playing %s", self.protocol, self.peer, path)
         self.out.send(m.user_control(m.STREAM_BEGIN, stream_id), m.CSID_CONTROL)
         self._on_status(stream_id, "status", "NetStream.Play.Reset", f"Playing and resetting {path}.")

@@ -8,6 +8,7 @@ import logging
 import threading
 import time
 
+from trax.ingest.addresses import AddressSlot
 from trax.ingest.srt import libsrt
 from trax.ingest.srt.libsrt import LibSrt, SrtError
 
@@ -29,6 +30,8 @@ class Connection:
         self.peer = peer or "?"
         self.thread: threading.Thread | None = None
         self.closed = False
+        self.slot: AddressSlot | None = None
+        """Its place in the per-address counts (released when the connection ends)."""
 
 
 class SrtInput:

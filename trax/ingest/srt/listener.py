@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from trax.domain.errors import Conflict, TraxError, Unauthorized
 from trax.domain.paths import is_valid_path
+from trax.ingest.addresses import AddressSlot, AddressSlots
 from trax.ingest.media import Packet, Track
 from trax.ingest.srt import libsrt
 from trax.ingest.srt.connection import Connection, SrtInput, SrtOutput
@@ -80,6 +81,10 @@ class SrtTransport:
         self._log_second, self._log_count, self._log_suppressed = 0, 0, 0
         self.refused: dict[int, int] = {}
         """Rejections during the handshake, by SRT rejection reason."""
+        self._addresses = AddressSlots(options.max_connections_per_address, options.max_unauthenticated_per_address)
+        # slots taken in the handshake callback, by the new socket's id, until srt_accept returns that socket
+        # (oldest first, so expired ones are dropped from the front)
+        self._pending_slots: dict[int, tuple[AddressSlot, float]] = {}
 
     def __repr__(self) -> str:
         return f"<SrtTransport {self.host}:{self.port} connections={len(self._conns)}>"
@@ -87,6 +92,11 @@ class SrtTransport:
     @property
     def connections(self) -> int:
         return len(self._conns)
+
+    @property
+    def addresses(self) -> int:
+        """Caller addresses with a connection (or an accepted handshake) now."""
+        return len(self._addresses)
 
     # --- lifecycle ----------------------------------------------------------------
 
@@ -142,6 +152,10 @@ class SrtTransport:
             await asyncio.to_thread(self._accept_thread.join, 5)
         with self._lock:
             conns = list(self._conns.values())
+            pending = [slot for slot, _ in self._pending_slots.values()]
+            self._pending_slots.clear()
+        for slot in pending:
+            slot.release()
         for conn in conns:  # close may linger up to 2 s for a reader's tail: off the loop
             await asyncio.to_thread(self._close_conn, conn)
         for conn in conns:
@@ -210,7 +224,35 @@ class SrtTransport:
         # best effort (read without the loop's lock); open_publisher decides for certain after accept
         if sid.action == "publish" and self.runtime.hub.publisher(sid.path) is not None:
             return self._refuse(sock, peer, libsrt.REJX_CONFLICT, f"{sid.path} already has a publisher")
+        slot = self._addresses.admit(_peer_host(peer))
+        if slot is None:
+            return self._refuse(sock, peer, libsrt.REJX_OVERLOAD, "too many SRT connections from this address")
+        if sid.token is not None:
+            slot.authorised()  # its token was checked above; a stream key is checked after accept
+        self._hold_slot(sock, slot)
         return 0
+
+    def _hold_slot(self, sock: int, slot: AddressSlot) -> None:
+        now = time.monotonic()
+        with self._lock:
+            old = self._pending_slots.pop(sock, None)
+            self._pending_slots[sock] = (slot, now + self.options.auth_timeout_seconds)
+            expired: list[AddressSlot] = []
+            # a handshake libsrt accepted but never completed (or a socket id reused) must not keep its slot
+            while self._pending_slots:
+                first = next(iter(self._pending_slots))
+                held, until = self._pending_slots[first]
+                if until > now:
+                    break
+                del self._pending_slots[first]
+                expired.append(held)
+        for held in [*expired, *([old[0]] if old else [])]:
+            held.release()
+
+    def _take_slot(self, sock: int) -> AddressSlot | None:
+        with self._lock:
+            held = self._pending_slots.pop(sock, None)
+        return held[0] if held else None
 
     def _refresh_trusted_keys(self, sid: StreamId) -> None:
         """Let the async verifier fetch a trusted issuer's JWKS (a new ``kid``), so the caller's retry passes.
@@ -254,6 +296,7 @@ class SrtTransport:
                 lib.close(sock)
                 break
             conn = Connection(sock, peer)
+            conn.slot = self._take_slot(sock)
             with self._lock:
                 self._conns[sock] = conn
             conn.thread = threading.Thread(target=self._serve, args=(conn,), name=f"trax-srt-conn-{sock}", daemon=True)
@@ -284,7 +327,7 @@ class SrtTransport:
         try:
             lib = self._require_lib()
             sid = parse_streamid(lib.get_bytes(conn.sock, libsrt.SRTO_STREAMID))
-            self._authorize_accepted(sid)
+            self._authorize_accepted(sid, conn)
             if sid.action == "publish":
                 self._publish(conn, sid)
             else:
@@ -299,18 +342,26 @@ class SrtTransport:
             self._close_conn(conn)
             with self._lock:
                 self._conns.pop(conn.sock, None)
+            if conn.slot is not None:
+                conn.slot.release()
 
-    def _authorize_accepted(self, sid: StreamId) -> None:
+    def _authorize_accepted(self, sid: StreamId, conn: Connection) -> None:
         tokens = self.runtime.media_tokens
         if sid.token is not None:  # checked in the handshake; again in case it expired in between
             tokens.verify_cached(sid.token, path=sid.path, action=sid.action, audiences=AUDIENCES)
             return
         assert sid.stream_key is not None
+        lookup = tokens.authorize(sid.stream_key, path=sid.path, action=sid.action, audiences=AUDIENCES)
         try:
-            self._call(tokens.authorize(sid.stream_key, path=sid.path, action=sid.action, audiences=AUDIENCES))
+            # a storage that does not answer must not keep an unauthorised caller (and its slot) for long
+            self._call(lookup, timeout=self.options.auth_timeout_seconds)
+        except TimeoutError:
+            raise Unauthorized("The stream key could not be checked in time.") from None
         except Unauthorized:
             self._remember_bad_key(sid)
             raise
+        if conn.slot is not None:
+            conn.slot.authorised()
 
     # Stream keys are random and rotation mints new ones, so a key that failed for a path will not
     # become valid for it: remembering the failure (as a digest) lets the handshake refuse an encoder
@@ -502,6 +553,13 @@ class SrtTransport:
         except StopAsyncIteration:
             pass
         return batch
+
+
+def _peer_host(peer: str | None) -> str:
+    """The address part of libsrt's ``host:port`` / ``[v6]:port`` (``?`` when unknown)."""
+    if not peer:
+        return "?"
+    return peer.rsplit(":", 1)[0].strip("[]")
 
 
 def _numeric_host(host: str) -> str:

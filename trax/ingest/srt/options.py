@@ -28,6 +28,13 @@ class SrtOptions(BaseModel):
     """Largest payload of one message this listener sends (readers)."""
     max_connections: int = Field(200, ge=1, le=10_000)
     """Established connections (publishers and readers); further callers are refused with 1402."""
+    max_connections_per_address: int = Field(32, ge=1, le=10_000)
+    """Connections from one caller address (an IPv4 address or an IPv6 /64) at once; more are refused with 1402."""
+    max_unauthenticated_per_address: int = Field(8, ge=1, le=10_000)
+    """Of those, callers whose stream key is still being checked (token callers are checked in the handshake)."""
+    auth_timeout_seconds: float = Field(5.0, gt=0, le=60)
+    """How long an accepted stream-key caller may wait for its key to be checked before it is closed; also how
+    long a handshake libsrt accepted may take to reach ``srt_accept`` before its address slot is freed."""
     backlog: int = Field(64, ge=1, le=4096)
     peer_idle_timeout_ms: int = Field(5000, ge=1000, le=120_000)
     """A connection whose peer is silent this long is broken."""

@@ -8,7 +8,8 @@ because aiortc gathers every candidate before answering. CORS comes from
 Litestar's middleware so a page on another origin can publish.
 
 Order of checks on a POST: content type (415) → credential (401) → path
-provisioned (404) → publisher present / path free (404 / 409) → offer (400).
+provisioned (404) → publisher present / path free (404 / 409) → session caps
+(503 server-wide, 429 per credential or account) → offer (400).
 """
 
 from __future__ import annotations
@@ -55,6 +56,14 @@ def _split(rest: str) -> tuple[str, str, str | None]:
     raise NotFound("No WHIP or WHEP endpoint here: use /<path>/whip or /<path>/whep.")
 
 
+def _account_of(path: str, source: Any) -> str:
+    """Whose sessions these are, for the per-account cap: the source's account; a program path's studio."""
+    account = getattr(source, "account_id", None)
+    if isinstance(account, str):
+        return f"account:{account}"
+    return f"studio:{path.split('/')[1]}" if path.startswith("studios/") else f"path:{path}"
+
+
 def create_whip_app(
     plane: WebRtcPlane,
     options: WhipOptions,
@@ -82,17 +91,21 @@ def create_whip_app(
             raise Unauthorized("A media token is required (Authorization: Bearer or ?access_token=).")
         # the credential is checked before the path, so probing paths without one learns nothing
         await authorize(credential, path=path, action=ACTION[endpoint], audiences=AUDIENCE[endpoint])
-        if not is_valid_path(path) or (path.startswith("inputs/") and not await path_exists(path)):
+        if not is_valid_path(path):
             raise NotFound("No source has this stream path.")
+        source = await path_exists(path) if path.startswith("inputs/") else None
+        if path.startswith("inputs/") and not source:
+            raise NotFound("No source has this stream path.")
+        account = _account_of(path, source)
         body = await request.body()
         try:
             sdp = body.decode("utf-8")
         except UnicodeDecodeError:
             raise InvalidRequest("The SDP offer is not UTF-8 text.") from None
         if endpoint == "whip":
-            session, answer = await plane.publish(path, sdp, credential)
+            session, answer = await plane.publish(path, sdp, credential, account=account)
         else:
-            session, answer = await plane.play(path, sdp, credential)
+            session, answer = await plane.play(path, sdp, credential, account=account)
         location = f"/{path}/{endpoint}/{session.id}"
         extra = {"Location": location, "ETag": session.etag}
         if links:

@@ -36,6 +36,12 @@ class WhipOptions(BaseModel):
     """Origins whose pages may publish or play (``*`` for any)."""
     max_sessions: int = Field(default=500, ge=1)
     """WHIP + WHEP sessions open at once in this process."""
+    max_sessions_per_credential: int = Field(default=10, ge=1)
+    """Sessions one media token (or stream key) may have open at once; more get ``429 rate_limited``."""
+    max_sessions_per_account: int = Field(default=200, ge=1)
+    """Sessions on the paths of one account at once (a studio's program path counts for its studio)."""
+    connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """A session whose ICE/DTLS has not connected this long after its answer is ended, freeing its slots."""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
     certfile: Path | None = None
     keyfile: Path | None = None

@@ -25,6 +25,7 @@ from trax.ingest.media import (
 )
 from trax.ingest.whip.ice import rtc_configuration
 from trax.ingest.whip.options import WhipOptions
+from trax.ingest.whip.quota import SessionQuota
 from trax.ingest.whip.rtc import HubTrack, tap_receiver
 from trax.ingest.whip.transcode import Transcoders
 
@@ -66,6 +67,8 @@ class Session:
     tracks: list[HubTrack] = field(default_factory=list, repr=False)
     first_packet_at: float | None = None
     closed: bool = False
+    release_quota: Callable[[], None] = field(default=lambda: None, repr=False)
+    connect_deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
 
     def owns(self, credential: str | None) -> bool:
         return credential is not None and hmac.compare_digest(credential_digest(credential), self.credential)
@@ -122,13 +125,20 @@ class WebRtcPlane:
         self._config = rtc_configuration(options.ice_servers)
         self._closing: set[asyncio.Task[Any]] = set()
         self.transcoders = Transcoders(hub)
+        self.quota = SessionQuota(
+            options.max_sessions_per_credential,
+            options.max_sessions_per_account,
+            retry_after=options.connect_timeout_seconds,
+        )
 
     def __repr__(self) -> str:
         return f"<WebRtcPlane sessions={len(self.sessions)}>"
 
-    def _admit(self) -> None:
+    def _admit(self, credential: str, account: str | None) -> Callable[[], None]:
+        """Check the caps and take this offer's slots (before any await); the result gives them back."""
         if len(self.sessions) >= self.options.max_sessions:
             raise Unavailable("Too many WebRTC sessions on this server; retry later.")
+        return self.quota.reserve(credential_digest(credential), account)
 
     def _new_session(self, kind: str, path: str, pc: Any, credential: str) -> Session:
         sid = secrets.token_urlsafe(18)
@@ -158,12 +168,21 @@ class WebRtcPlane:
 
     # --- WHIP ---------------------------------------------------------------------------
 
-    async def publish(self, path: str, sdp: str, credential: str) -> tuple[Session, str]:
-        from aiortc import RTCPeerConnection, RTCRtpSender
-
-        self._admit()
+    async def publish(self, path: str, sdp: str, credential: str, *, account: str | None = None) -> tuple[Session, str]:
         if self.hub.publisher(path) is not None:
             raise Conflict("This stream path already has a publisher.")
+        release = self._admit(credential, account)
+        try:
+            session, answer = await self._publish(path, sdp, credential)
+        except BaseException:
+            release()
+            raise
+        session.release_quota = release
+        return session, answer
+
+    async def _publish(self, path: str, sdp: str, credential: str) -> tuple[Session, str]:
+        from aiortc import RTCPeerConnection, RTCRtpSender
+
         kinds = _offer_kinds(sdp)
         pc = RTCPeerConnection(self._config)
         try:
@@ -271,13 +290,22 @@ class WebRtcPlane:
 
     # --- WHEP -----------------------------------------------------------------------------
 
-    async def play(self, path: str, sdp: str, credential: str) -> tuple[Session, str]:
-        from aiortc import RTCPeerConnection, RTCRtpSender
-
-        self._admit()
+    async def play(self, path: str, sdp: str, credential: str, *, account: str | None = None) -> tuple[Session, str]:
         publisher = self.hub.publisher(path)
         if publisher is None:
             raise NotFound("Nothing is being published on this path right now.")
+        release = self._admit(credential, account)
+        try:
+            session, answer = await self._play(path, sdp, credential, publisher)
+        except BaseException:
+            release()
+            raise
+        session.release_quota = release
+        return session, answer
+
+    async def _play(self, path: str, sdp: str, credential: str, publisher: Publisher) -> tuple[Session, str]:
+        from aiortc import RTCPeerConnection, RTCRtpSender
+
         kinds = _offer_kinds(sdp)
         offered = _offered_codecs(sdp)
         pc = RTCPeerConnection(self._config)
@@ -335,19 +363,40 @@ class WebRtcPlane:
     # --- both ----------------------------------------------------------------------------------
 
     def _watch_connection(self, session: Session) -> None:
+        # ICE against a peer that never answers keeps checking for ~30 s (aioice's retransmissions),
+        # holding a session, its reader and its quota slots; a session must connect sooner than that.
+        session.connect_deadline = asyncio.get_running_loop().call_later(
+            self.options.connect_timeout_seconds, self._connect_deadline_passed, session
+        )
+
         @session.pc.on("connectionstatechange")  # type: ignore[untyped-decorator]
         async def on_state() -> None:
             state = session.pc.connectionState
-            if state == "failed":
+            if state == "connected" and session.connect_deadline is not None:
+                session.connect_deadline.cancel()
+                session.connect_deadline = None
+            elif state == "failed":
                 # ICE or DTLS failed (e.g. a certificate that does not match the offer's fingerprint)
                 await self.end(session, reason="WebRTC connection failed (ICE/DTLS)")
             elif state == "closed":
                 await self.end(session)
 
-    def _schedule_close(self, session: Session) -> None:
+    def _connect_deadline_passed(self, session: Session) -> None:
+        session.connect_deadline = None
+        if session.closed or session.pc.connectionState == "connected":
+            return
+        log.info(
+            "%s session on %s: not connected within %ss; ended",
+            session.kind.upper(),
+            session.path,
+            self.options.connect_timeout_seconds,
+        )
+        self._schedule_close(session, reason="WebRTC connection not established in time (ICE/DTLS)")
+
+    def _schedule_close(self, session: Session, reason: str | None = None) -> None:
         if session.closed:
             return
-        task = asyncio.ensure_future(self.end(session))
+        task = asyncio.ensure_future(self.end(session, reason=reason))
         self._closing.add(task)
         task.add_done_callback(self._closing.discard)
 
@@ -359,6 +408,10 @@ class WebRtcPlane:
             return
         session.closed = True
         self.sessions.pop(session.id, None)
+        session.release_quota()
+        if session.connect_deadline is not None:
+            session.connect_deadline.cancel()
+            session.connect_deadline = None
         for track in session.tracks:
             track.stop()
         for reader in session.readers:
