@@ -14,12 +14,14 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
 from tests.api.conftest import Api
+from trax.domain.errors import Conflict, InvalidRequest
 from trax.domain.media import AssetStatus, MediaAsset
+from trax.services.media import MediaService
 
 pytestmark = pytest.mark.anyio
 
@@ -74,13 +76,23 @@ async def fs_api(make_api: Any, tmp_path: Path) -> AsyncIterator[Api]:
 
 
 async def _second_put_racing_the_first(api: Api, url: str, first: bytes, second: bytes) -> tuple[int, int]:
-    """PUT ``second`` until it is streaming, complete a PUT of ``first``, then let ``second`` finish."""
-    gate = GatedBody(second)
-    late = asyncio.create_task(api.client.put(url, content=gate))
-    await asyncio.wait_for(gate.started.wait(), 10)
-    r1 = await api.client.put(url, content=first)
-    gate.release.set()
-    r2 = await asyncio.wait_for(late, 10)
+    """Start a PUT of ``first``; while it streams, start a PUT of ``second``; let the first finish, then the second.
+
+    The second one may be refused before it sends a byte, or stream and fail later; either way it ends
+    after the first one completed.
+    """
+    a = GatedBody(first)
+    put_a = asyncio.create_task(api.client.put(url, content=a))
+    await asyncio.wait_for(a.started.wait(), 10)
+    b = GatedBody(second)
+    put_b = asyncio.create_task(api.client.put(url, content=b))
+    b_streaming = asyncio.create_task(b.started.wait())
+    await asyncio.wait({put_b, b_streaming}, timeout=10, return_when=asyncio.FIRST_COMPLETED)
+    b_streaming.cancel()
+    a.release.set()
+    r1 = await asyncio.wait_for(put_a, 10)
+    b.release.set()
+    r2 = await asyncio.wait_for(put_b, 10)
     return r1.status_code, r2.status_code
 
 
@@ -105,6 +117,29 @@ async def test_a_same_size_second_put_with_other_bytes_gets_409_and_changes_noth
     assert asset.status is AssetStatus.READY
     assert asset.size_bytes == len(stored) == len(data)
     assert asset.sha256 == hashlib.sha256(stored).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+@pytest.mark.parametrize("second", ["wrong_size", "other_bytes"])
+async def test_two_processes_racing_on_one_upload_keep_the_first_ones_bytes(fs_api: Api, second: str) -> None:
+    """Two servers sharing storage and blobs (each with its own in-process guard) receive one upload at once."""
+    data = os.urandom(64 * 1024)
+    other = data[:-100] if second == "wrong_size" else os.urandom(len(data))
+    up, _, account_id = await _initiate(fs_api, len(data))
+    token = parse_qs(urlsplit(up["url"]).query)["token"][0]
+    here, there = fs_api.runtime.services.media, MediaService(fs_api.runtime.deps)
+    a, b = GatedBody(data), GatedBody(other)
+    put_a = asyncio.create_task(here.receive_upload(up["id"], token, a.__aiter__()))
+    await asyncio.wait_for(a.started.wait(), 10)
+    put_b = asyncio.create_task(there.receive_upload(up["id"], token, b.__aiter__()))
+    await asyncio.wait_for(b.started.wait(), 10)
+    a.release.set()
+    assert (await asyncio.wait_for(put_a, 10)).status is AssetStatus.READY
+    b.release.set()
+    with pytest.raises(InvalidRequest if second == "wrong_size" else Conflict):
+        await asyncio.wait_for(put_b, 10)
+    asset, stored = await _stored(fs_api, account_id, up["assetId"])
+    assert stored == data
+    assert asset.size_bytes == len(data) and asset.sha256 == hashlib.sha256(data).hexdigest()
 
 
 async def test_a_failed_attempt_leaves_no_partial_or_stray_file(fs_api: Api, tmp_path: Path) -> None:
