@@ -113,6 +113,9 @@ class TrustedIssuer(_Section):
     jwks_file: Path | None = None
     audiences: TokenAudiences = Field(default_factory=TokenAudiences)
     refresh_seconds: float = Field(default=300.0, ge=1)
+    require_low_s: bool = False
+    """Refuse its tokens whose ES256 signature is in high-S form (the malleable twin). Off by default:
+    common JWT libraries do not normalise S, so half of their tokens would be refused."""
 
 
 class MediaTokenSettings(_Section):

@@ -10,6 +10,8 @@ rotation is "add a key, wait out the longest TTL, retire the old one".
 
 Verification is deliberately strict and says little: the algorithm must be
 ES256 (so ``none`` and HMAC are refused before any key is looked up), the
+signature must be low-S (our own tokens always; a trusted issuer's when its
+``require_low_s`` is set), the
 ``kid`` must name a known key of the token's issuer, ``aud`` must be one the
 caller accepts, and ``action``/``path`` must match exactly. Every failure is
 ``Unauthorized``; the token itself never appears in a message or a log.
@@ -43,6 +45,7 @@ from trax.domain.base import SYSTEM_ACCOUNT, utcnow
 from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from trax.domain.ingest import MEDIA_ACTIONS, IngestCredentials, SigningKey
 from trax.domain.paths import is_source_path, is_valid_path
+from trax.ingest.low_s import is_low_s, to_low_s
 from trax.interfaces import Insert, Storage, Update
 from trax.sealing import Sealer, SealError
 from trax.settings import ConfigError, MediaTokenSettings, TokenAudiences, TrustedIssuer
@@ -391,6 +394,7 @@ class MediaTokens:
             claims["sub"] = subject
         # no "typ" header: it says nothing a verifier uses and costs bytes an SRT streamid does not have
         token = jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": None})
+        token = to_low_s(token)  # our verifiers refuse the high-S twin (trax.ingest.low_s)
         urls = self._urls(path, action, token, roles) if self._urls is not None else {}
         return IngestCredentials(
             token=token, expires_at=expires, path=path, action=action, audiences=tuple(auds), urls=urls
@@ -457,6 +461,10 @@ class MediaTokens:
             raise Unauthorized("The token's signature is invalid.") from None
         except jwt.PyJWTError:
             raise Unauthorized("The token is invalid.") from None
+        # checked once the signature verified, so other failures keep their own messages
+        strict = issuer.source is None or issuer.source.require_low_s
+        if strict and not is_low_s(token):
+            raise Unauthorized("The token's signature is invalid.")
         if claims.get("action") != action:
             raise Unauthorized(f"The token does not allow '{action}'.")
         if claims.get("path") != path:
