@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import httpx
 import pytest
 
 from tests.api.conftest import Api
@@ -212,3 +213,43 @@ async def test_the_sweep_never_removes_a_part_still_being_written(tmp_path: Path
     stored = await asyncio.wait_for(put, 10)
     assert stored.size == 1000
     assert [c async for c in store.open_read("acct_1/asset_1")] == [b"x" * 1000]
+
+
+@pytest.mark.slow
+async def test_kill_9_mid_upload_leaves_a_part_the_next_start_removes_and_the_url_still_works(tmp_path: Path) -> None:
+    from tests.support.server import ServerProcess, dev_config
+    from trax.domain.scopes import SCOPES
+
+    config = dev_config(tmp_path, media={"stale_part_seconds": 60})
+    data = os.urandom(1024 * 1024)
+    server = ServerProcess(config, tmp_path)
+    with server:
+        server.cli_json("accounts", "create", "acme")
+        scopes = [a for s in SCOPES for a in ("--scope", s)]
+        key = server.cli_json("keys", "create", "--account", "acme", "--name", "up", *scopes)["secret"]
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            h = {"Authorization": f"Bearer {key}"}
+            body = {"name": "clip.mp4", "contentType": "video/mp4", "sizeBytes": len(data)}
+            up = (await client.post("/v1/media/uploads", headers=h, json=body)).json()
+            gate = GatedBody(data)
+            put = asyncio.create_task(client.put(_local(up["url"]), content=gate))
+            parts: list[Path] = []
+            for _ in range(200):
+                parts = [p for p in (tmp_path / "blobs").rglob("*.part") if p.stat().st_size > 0]
+                if parts:
+                    break
+                await asyncio.sleep(0.05)
+            assert parts, "the upload never reached the blob store"
+            server.kill9()
+            gate.release.set()  # the client sends the rest into a dead connection
+            with pytest.raises(httpx.TransportError):
+                await asyncio.wait_for(put, 10)
+        [part] = parts
+        assert part.exists()  # nobody is left to remove it
+        _age(part, 7200)  # as if the process had died two hours ago
+    with ServerProcess(config, tmp_path) as server:
+        assert not part.exists()
+        async with httpx.AsyncClient(base_url=server.base_url, timeout=30) as client:
+            r = await client.put(_local(up["url"]), content=data)  # the client may simply try again
+            assert r.status_code == 200, r.text
+            assert r.json()["sha256"] == hashlib.sha256(data).hexdigest()
