@@ -116,3 +116,45 @@ async def test_a_legacy_pem_row_is_read_and_rewritten_sealed(tmp_path: Path, leg
     assert not _loads_as_a_key(rec.private_pem, [None, SECRET.encode()])
     async with Runtime(settings) as rt:  # and the sealed row reads back
         assert rt.media_tokens.kid == key_id(key.public_key())
+
+
+async def test_two_processes_migrating_one_legacy_row_at_once_agree(tmp_path: Path) -> None:
+    import asyncio
+
+    settings = _settings(tmp_path)
+    key = ec.generate_private_key(ec.SECP256R1())
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    ).decode()
+    rt = Runtime(settings)
+    await rt.storage.open()
+    await rt.storage.apply([Insert(_record(key, pem))])
+    await rt.storage.close()
+    a, b = Runtime(settings), Runtime(settings)
+    await asyncio.gather(a.start(), b.start())
+    try:
+        assert a.media_tokens.kid == b.media_tokens.kid == key_id(key.public_key())
+    finally:
+        await a.stop()
+        await b.stop()
+    [rec] = await _records(settings)
+    assert rec.private_pem.startswith("sealed:v1:")
+
+
+async def test_a_sealed_key_moved_to_another_row_does_not_open(tmp_path: Path) -> None:
+    """The kid is bound to the sealed value: a database writer cannot pass one row's key off as another's."""
+    from dataclasses import replace
+
+    from trax.interfaces import Update
+
+    settings = _settings(tmp_path)
+    async with Runtime(settings) as rt:
+        await rt.media_tokens.rotate()
+    first, second = sorted(await _records(settings), key=lambda r: r.generation)
+    rt = Runtime(settings)
+    await rt.storage.open()
+    await rt.storage.apply([Update(replace(second, private_pem=first.private_pem))])
+    await rt.storage.close()
+    with pytest.raises(ConfigError, match="cannot be decrypted"):
+        async with Runtime(settings):
+            pass
