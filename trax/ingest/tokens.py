@@ -255,8 +255,8 @@ class MediaTokens:
             raise ConfigError(
                 f"ingest.tokens: the stored signing key {rec.kid} cannot be decrypted with this server secret; "
                 "security.secret_key (or the file at security.secret_key_file) is not the one it was stored "
-                "with, or the stored row was altered: restore that secret (every process sharing the storage needs the "
-                "same one)"
+                "with, or the stored row was altered: restore that secret (every process sharing the storage "
+                "needs the same one)"
             ) from None
         if (
             not isinstance(key, ec.EllipticCurvePrivateKey)
