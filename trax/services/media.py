@@ -6,7 +6,7 @@ import re
 import secrets
 from collections.abc import AsyncIterator
 from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from trax.domain.keyed_hash import keyed_hash
@@ -28,8 +28,6 @@ def _token_hash(token: str, server_key: bytes) -> str:
 class MediaService:
     def __init__(self, deps: ServiceDeps) -> None:
         self._d = deps
-        # uploads receiving bytes in this process; bounded by the requests in flight
-        self._receiving: set[str] = set()
 
     async def list(self, actor: Principal, *, limit: int | None = None, cursor: str | None = None) -> Page[MediaAsset]:
         actor.require("media:read")
@@ -107,7 +105,8 @@ class MediaService:
         Each attempt writes under a blob key of its own and is promoted to the asset's bytes only by the
         compare-and-set that completes the upload, so concurrent PUTs to one URL (in this process or
         another) cannot overwrite or delete each other's bytes: the first to commit wins, the others get
-        409 and remove only what they wrote.
+        409 and remove only what they wrote. Attempts are not serialised: one stalled on a dead connection
+        must not keep the client's retry out.
         """
         upload = await self._d.storage.find_unique(Upload, "upload.token", _token_hash(token, self._d.server_key))
         if upload is None or upload.id != upload_id:
@@ -120,19 +119,6 @@ class MediaService:
         asset = await self._d.storage.get(MediaAsset, upload.account_id, upload.asset_id)
         if asset is None:
             raise NotFound("The asset of this upload was deleted.")
-        if upload.id in self._receiving:
-            # one attempt at a time per upload in this process: a URL holder cannot fill the disk with
-            # parallel copies of one upload (other processes are bounded by their own set)
-            raise Conflict("Another PUT to this upload URL is in progress.")
-        self._receiving.add(upload.id)
-        try:
-            return await self._receive(upload, asset, chunks, now)
-        finally:
-            self._receiving.discard(upload.id)
-
-    async def _receive(
-        self, upload: Upload, asset: MediaAsset, chunks: AsyncIterator[bytes], now: datetime
-    ) -> MediaAsset:
         attempt_key = f"{asset.account_id}/{asset.id}_{secrets.token_hex(8)}"
         stored = await self._d.blobs.put(attempt_key, chunks, max_bytes=upload.max_bytes)
         problem = None
