@@ -164,6 +164,21 @@ class BlobStore(Protocol):
     async def exists(self, key: str) -> bool: ...
 
 
+@runtime_checkable
+class PartialSweeper(Protocol):
+    """A blob store whose interrupted ``put`` can leave partial data behind (a process killed mid-write).
+
+    Optional: the runtime sweeps at start-up and every ``media.part_sweep_interval_seconds`` when the
+    configured blob store has this method.
+    """
+
+    async def sweep_partials(self, *, older_than_seconds: float) -> int:
+        """Remove partial data not written to for ``older_than_seconds``; returns how many were removed.
+
+        Never removes the partial data of a ``put`` still running in this process, however old it looks.
+        """
+
+
 # --- platforms -----------------------------------------------------------
 
 

@@ -23,7 +23,16 @@ from trax.domain.pages import CursorCodec
 from trax.ingest.hub import PathHub
 from trax.ingest.tokens import MediaTokens
 from trax.ingest.urls import ingest_urls
-from trax.interfaces import Authenticator, BlobStore, EventBus, Platform, RateLimiter, Storage, Transport
+from trax.interfaces import (
+    Authenticator,
+    BlobStore,
+    EventBus,
+    PartialSweeper,
+    Platform,
+    RateLimiter,
+    Storage,
+    Transport,
+)
 from trax.plugin_manager import Registry, collect_registry, make_plugin_manager
 from trax.redaction import scrub
 from trax.secrets_store import load_server_key
@@ -217,6 +226,10 @@ class Runtime:
                 opened.append(backend)
             self._unsubscribe.append(self.bus.subscribe(self._on_event))
             self._tasks.append(asyncio.create_task(self.services.keys.run_usage_flusher(), name="trax-key-usage"))
+            if isinstance(self.blobs, PartialSweeper):
+                # what a process killed mid-upload left goes now, and what a peer's crash leaves goes later
+                await self._sweep_partials(self.blobs)
+                self._tasks.append(asyncio.create_task(self._sweep_partials_forever(self.blobs), name="trax-parts"))
             await self.media_tokens.open()
             await self._call_each("trax_startup", isolate=False, runtime=self)
             self.started = True
@@ -231,6 +244,20 @@ class Runtime:
             await self._shutdown(opened)
             raise
         return self
+
+    async def _sweep_partials(self, blobs: PartialSweeper) -> None:
+        try:
+            removed = await blobs.sweep_partials(older_than_seconds=self.settings.media.stale_part_seconds)
+        except Exception:
+            log.exception("removing stale partial blobs failed")
+            return
+        if removed:
+            log.info("removed %d stale partial blob(s)", removed)
+
+    async def _sweep_partials_forever(self, blobs: PartialSweeper) -> None:
+        while True:
+            await asyncio.sleep(self.settings.media.part_sweep_interval_seconds)
+            await self._sweep_partials(blobs)
 
     async def start_transports(self) -> None:
         for name, transport in self.transports.items():

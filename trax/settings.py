@@ -90,6 +90,11 @@ class MediaSettings(_Section):
         ]
     )
     upload_ttl_seconds: int = Field(default=3600, ge=60)
+    stale_part_seconds: float = Field(default=3600.0, ge=60)
+    """A blob store's partial file (an upload or recording being written) untouched this long was left by
+    a killed process and is removed; a write running in this process is never removed."""
+    part_sweep_interval_seconds: float = Field(default=600.0, gt=0)
+    """How often stale partial files are looked for (also once at start-up)."""
 
 
 class TokenAudiences(_Section):
@@ -108,6 +113,9 @@ class TrustedIssuer(_Section):
     jwks_file: Path | None = None
     audiences: TokenAudiences = Field(default_factory=TokenAudiences)
     refresh_seconds: float = Field(default=300.0, ge=1)
+    require_low_s: bool = False
+    """Refuse its tokens whose ES256 signature is in high-S form (the malleable twin). Off by default:
+    common JWT libraries do not normalise S, so half of their tokens would be refused."""
 
 
 class MediaTokenSettings(_Section):

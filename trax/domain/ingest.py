@@ -16,8 +16,10 @@ MEDIA_ACTIONS: tuple[str, ...] = ("publish", "read")
 class SigningKey(Entity):
     """An ES256 key for media tokens, owned by ``SYSTEM_ACCOUNT``.
 
-    The private key is PEM encrypted with the server secret, so a copy of the
-    database alone cannot mint tokens.
+    ``private_pem`` (the name kept for stored rows) holds the PKCS#8 private key
+    sealed with a key derived from the server secret (``sealed:v1:...``,
+    :mod:`trax.sealing`), so a copy of the database alone cannot mint tokens.
+    Rows an earlier version stored as PEM are re-sealed when a process starts.
     """
 
     KIND = "signing_key"

@@ -1,13 +1,17 @@
 """Media session tokens: ES256 JWTs bound to one action on one stream path (docs/ingest.md).
 
 Signing keys are EC P-256, named by their RFC 7638 thumbprint (the ``kid``).
-They live in storage as ``SigningKey`` records of the system account (private
-PEM encrypted with the server secret) or in an operator-managed PEM file; in
+They live in storage as ``SigningKey`` records of the system account (the
+private key sealed with the server secret, :mod:`trax.sealing`; rows written
+by earlier versions as PEM are re-sealed on first start) or in an
+operator-managed PEM file; in
 both cases the newest key signs and every unretired key stays in the JWKS, so
 rotation is "add a key, wait out the longest TTL, retire the old one".
 
 Verification is deliberately strict and says little: the algorithm must be
 ES256 (so ``none`` and HMAC are refused before any key is looked up), the
+signature must be low-S (our own tokens always; a trusted issuer's when its
+``require_low_s`` is set), the
 ``kid`` must name a known key of the token's issuer, ``aud`` must be one the
 caller accepts, and ``action``/``path`` must match exactly. Every failure is
 ``Unauthorized``; the token itself never appears in a message or a log.
@@ -41,7 +45,9 @@ from trax.domain.base import SYSTEM_ACCOUNT, utcnow
 from trax.domain.errors import Conflict, InvalidRequest, NotFound, Unauthorized
 from trax.domain.ingest import MEDIA_ACTIONS, IngestCredentials, SigningKey
 from trax.domain.paths import is_source_path, is_valid_path
+from trax.ingest.low_s import is_low_s, to_low_s
 from trax.interfaces import Insert, Storage, Update
+from trax.sealing import Sealer, SealError
 from trax.settings import ConfigError, MediaTokenSettings, TokenAudiences, TrustedIssuer
 
 log = logging.getLogger(__name__)
@@ -118,7 +124,9 @@ class MediaTokens:
     ) -> None:
         self.settings = settings
         self._storage = storage
-        self._password = hashlib.sha256(b"trax-signing-key:" + server_key).digest()
+        self._sealer = Sealer(server_key, "media-token signing key")
+        # how versions before sealing encrypted the stored PEM; read once to migrate such rows
+        self._legacy_password = hashlib.sha256(b"trax-signing-key:" + server_key).digest()
         self._urls = urls
         self._path_exists = path_exists
         self._stream_keys = stream_keys
@@ -221,15 +229,11 @@ class MediaTokens:
         self._own.keys.clear()
         self._signing = None
         for rec in records:
+            if not self._sealer.is_sealed(rec.private_pem):
+                await self._seal_legacy(rec)  # retired ones too: a database copy must not hold a usable key
             if rec.retired_at is not None:
                 continue
-            try:
-                key = serialization.load_pem_private_key(rec.private_pem.encode(), password=self._password)
-            except (ValueError, TypeError):
-                raise ConfigError(
-                    "ingest.tokens: a stored signing key cannot be decrypted; was security.secret_key changed?"
-                ) from None
-            assert isinstance(key, ec.EllipticCurvePrivateKey)
+            key = self._open(rec)
             k = _Key(rec.kid, key, key.public_key())
             self._own.keys[k.kid] = k
             self._signing = k
@@ -237,22 +241,56 @@ class MediaTokens:
             await self._insert_key(records[-1].generation + 1)
             await self._load_stored_keys()
 
+    def _open(self, rec: SigningKey) -> ec.EllipticCurvePrivateKey:
+        """The private key of a stored record (sealed, or a PEM an earlier version wrote)."""
+        try:
+            if self._sealer.is_sealed(rec.private_pem):
+                key = serialization.load_der_private_key(self._sealer.open(rec.private_pem, context=rec.kid), None)
+            else:
+                encrypted = "ENCRYPTED" in rec.private_pem.split("\n", 1)[0]
+                key = serialization.load_pem_private_key(
+                    rec.private_pem.encode(), password=self._legacy_password if encrypted else None
+                )
+        except (SealError, ValueError, TypeError):
+            raise ConfigError(
+                f"ingest.tokens: the stored signing key {rec.kid} cannot be decrypted with this server secret; "
+                "security.secret_key (or the file at security.secret_key_file) is not the one it was stored "
+                "with, or the stored row was altered: restore that secret (every process sharing the storage "
+                "needs the same one)"
+            ) from None
+        if (
+            not isinstance(key, ec.EllipticCurvePrivateKey)
+            or not isinstance(key.curve, ec.SECP256R1)
+            or key_id(key.public_key()) != rec.kid
+        ):
+            raise ConfigError(f"ingest.tokens: the stored signing key {rec.kid} is not the EC P-256 key it names")
+        return key
+
+    async def _seal_legacy(self, rec: SigningKey) -> None:
+        """Re-write a PEM row of an earlier version sealed. Every process sharing the storage derives the
+        same sealing key, so when several migrate at once the first write wins and the rest change nothing."""
+        key = self._open(rec)
+        sealed = replace(
+            rec,
+            private_pem=self._sealer.seal(_der(key), context=rec.kid),
+            updated_at=max(utcnow(), rec.updated_at + timedelta(milliseconds=1)),
+        )
+        with contextlib.suppress(Conflict, NotFound):
+            await self._storage.apply([Update(sealed, expect_updated_at=rec.updated_at)])
+        log.info("media-token signing key %s: re-stored sealed with the server secret", rec.kid)
+
     async def _insert_key(self, generation: int) -> None:
         key = _new_private_key()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.BestAvailableEncryption(self._password),
-        ).decode()
+        kid = key_id(key.public_key())
         now = utcnow()
         rec = SigningKey(
             id=f"{SigningKey.PREFIX}_{generation:06d}_{uuid.uuid4().hex[:8]}",
             account_id=SYSTEM_ACCOUNT,
             created_at=now,
             updated_at=now,
-            kid=key_id(key.public_key()),
+            kid=kid,
             generation=generation,
-            private_pem=pem,
+            private_pem=self._sealer.seal(_der(key), context=kid),
         )
         with contextlib.suppress(Conflict):  # another process made this generation first: theirs wins
             await self._storage.apply([Insert(rec)])
@@ -357,6 +395,7 @@ class MediaTokens:
             claims["sub"] = subject
         # no "typ" header: it says nothing a verifier uses and costs bytes an SRT streamid does not have
         token = jwt.encode(claims, key.private, algorithm=ALGORITHM, headers={"kid": key.kid, "typ": None})
+        token = to_low_s(token)  # our verifiers refuse the high-S twin (trax.ingest.low_s)
         urls = self._urls(path, action, token, roles) if self._urls is not None else {}
         return IngestCredentials(
             token=token, expires_at=expires, path=path, action=action, audiences=tuple(auds), urls=urls
@@ -423,6 +462,10 @@ class MediaTokens:
             raise Unauthorized("The token's signature is invalid.") from None
         except jwt.PyJWTError:
             raise Unauthorized("The token is invalid.") from None
+        # checked once the signature verified, so other failures keep their own messages
+        strict = issuer.source is None or issuer.source.require_low_s
+        if strict and not is_low_s(token):
+            raise Unauthorized("The token's signature is invalid.")
         if claims.get("action") != action:
             raise Unauthorized(f"The token does not allow '{action}'.")
         if claims.get("path") != path:
@@ -499,6 +542,12 @@ def _role_of(name: str, names: TokenAudiences | None) -> str | None:
 
 def _new_private_key() -> ec.EllipticCurvePrivateKey:
     return ec.generate_private_key(ec.SECP256R1())
+
+
+def _der(key: ec.EllipticCurvePrivateKey) -> bytes:
+    return key.private_bytes(
+        serialization.Encoding.DER, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
 
 
 def _pem_blocks(text: str) -> list[str]:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import logging
 import os
 import re
 import secrets
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,11 @@ from trax.domain.errors import InvalidRequest, NotFound, PayloadTooLarge
 from trax.interfaces import BlobStore, StoredBlob
 from trax.plugin_api import Backend, NoOptions, hookimpl
 
+log = logging.getLogger(__name__)
+
 _KEY = re.compile(r"^[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*$")
+# the partial file of a put: ``.<last key segment>.<12 hex>.part`` (a key segment never starts with a dot)
+_PART = re.compile(r"^\.[A-Za-z0-9_]+\.[0-9a-f]{12}\.part$")
 
 
 def _check_key(key: str) -> str:
@@ -36,6 +42,8 @@ class FilesystemBlobStore:
 
     def __init__(self, root: Path) -> None:
         self._root = root
+        # partial files of puts running in this process: never swept, however long a slow client idles
+        self._writing: set[Path] = set()
 
     async def open(self) -> None:
         await asyncio.to_thread(self._root.mkdir, parents=True, exist_ok=True)
@@ -51,6 +59,15 @@ class FilesystemBlobStore:
         # a name of its own per upload, so two concurrent puts of one key never interleave bytes
         part = path.with_name(f".{path.name}.{secrets.token_hex(6)}.part")
         await asyncio.to_thread(path.parent.mkdir, parents=True, exist_ok=True)
+        self._writing.add(part)
+        try:
+            return await self._write(key, path, part, chunks, max_bytes)
+        finally:
+            self._writing.discard(part)
+
+    async def _write(
+        self, key: str, path: Path, part: Path, chunks: AsyncIterator[bytes], max_bytes: int
+    ) -> StoredBlob:
         digest = hashlib.sha256()
         size = 0
         fh = await asyncio.to_thread(open, part, "wb")
@@ -88,6 +105,32 @@ class FilesystemBlobStore:
 
     async def exists(self, key: str) -> bool:
         return await asyncio.to_thread(self._path(key).exists)
+
+    async def sweep_partials(self, *, older_than_seconds: float) -> int:
+        """Remove ``.part`` files nobody has written to for ``older_than_seconds`` (left by a killed process).
+
+        A put running here is skipped by name; one running in another process sharing the folder keeps
+        its file's modification time fresh with every chunk it writes.
+        """
+        busy = frozenset(self._writing)  # a put starting after this snapshot makes a brand-new file
+        return await asyncio.to_thread(self._sweep, busy, time.time() - older_than_seconds)
+
+    def _sweep(self, busy: frozenset[Path], cutoff: float) -> int:
+        removed = 0
+        for folder, _dirs, files in os.walk(self._root):  # does not follow symlinks
+            for name in files:
+                path = Path(folder) / name
+                if not _PART.match(name) or path in busy:
+                    continue
+                try:
+                    if path.lstat().st_mtime >= cutoff:
+                        continue
+                    path.unlink()
+                except FileNotFoundError:  # finished or swept by another process meanwhile
+                    continue
+                log.info("removed a partial blob left by an interrupted write: %s", path.relative_to(self._root))
+                removed += 1
+        return removed
 
 
 class MemoryBlobStore:

@@ -100,7 +100,14 @@ class MediaService:
         return upload, asset, token
 
     async def receive_upload(self, upload_id: str, token: str, chunks: AsyncIterator[bytes]) -> MediaAsset:
-        """Store the bytes sent to a signed upload URL; the asset turns ``ready`` if size and sha256 match."""
+        """Store the bytes sent to a signed upload URL; the asset turns ``ready`` if size and sha256 match.
+
+        Each attempt writes under a blob key of its own and is promoted to the asset's bytes only by the
+        compare-and-set that completes the upload, so concurrent PUTs to one URL (in this process or
+        another) cannot overwrite or delete each other's bytes: the first to commit wins, the others get
+        409 and remove only what they wrote. Attempts are not serialised: one stalled on a dead connection
+        must not keep the client's retry out.
+        """
         upload = await self._d.storage.find_unique(Upload, "upload.token", _token_hash(token, self._d.server_key))
         if upload is None or upload.id != upload_id:
             raise Unauthorized("The upload URL is invalid.")
@@ -112,25 +119,39 @@ class MediaService:
         asset = await self._d.storage.get(MediaAsset, upload.account_id, upload.asset_id)
         if asset is None:
             raise NotFound("The asset of this upload was deleted.")
-        blob_key = f"{asset.account_id}/{asset.id}"
-        stored = await self._d.blobs.put(blob_key, chunks, max_bytes=upload.max_bytes)
+        attempt_key = f"{asset.account_id}/{asset.id}_{secrets.token_hex(8)}"
+        stored = await self._d.blobs.put(attempt_key, chunks, max_bytes=upload.max_bytes)
         problem = None
         if stored.size != asset.size_bytes:
             problem = f"Received {stored.size} bytes; the upload announced {asset.size_bytes}."
         elif asset.sha256 and stored.sha256 != asset.sha256:
             problem = "The bytes do not match the announced sha256."
         if problem:
-            await self._d.blobs.delete(blob_key)  # the client may try again until the URL expires
+            await self._d.blobs.delete(attempt_key)  # the client may try again until the URL expires
             raise InvalidRequest(problem, param="body")
         done = replace(
             asset,
             status=AssetStatus.READY,
             sha256=stored.sha256,
-            blob_key=blob_key,
+            blob_key=attempt_key,
             updated_at=self._d.bump(asset.updated_at),
         )
         finished = replace(upload, completed_at=now, updated_at=self._d.bump(upload.updated_at))
-        await self._d.storage.apply([Update(done), Update(finished, expect_updated_at=upload.updated_at)])
+        try:
+            await self._d.storage.apply(
+                [
+                    Update(done, expect_updated_at=asset.updated_at),
+                    Update(finished, expect_updated_at=upload.updated_at),
+                ]
+            )
+        except Conflict:
+            await self._d.blobs.delete(attempt_key)
+            raise Conflict("Another PUT to this upload URL completed first; these bytes were not kept.") from None
+        except NotFound:
+            await self._d.blobs.delete(attempt_key)
+            raise NotFound("The asset of this upload was deleted.") from None
+        # any other failure leaves the attempt's blob: whether the write committed is unknown, and an
+        # unreferenced blob is a smaller harm than a ready asset without bytes
         return done
 
     # --- recordings (called by the broadcast, which acts for the studio, not for a caller) ---
