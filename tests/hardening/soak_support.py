@@ -6,6 +6,7 @@ test can cut every figure to the same window (the attack) afterwards.
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import threading
@@ -210,3 +211,26 @@ class RssSampler:
 
     def peak(self, start: float, end: float) -> float:
         return max((mb for t, mb in self.samples if start <= t <= end), default=float("nan"))
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time ``pid`` has used so far (/proc/PID/stat fields 14 and 15)."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2 :].split()  # the command name may hold spaces; skip past it
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def join_probe_cmd(ffmpeg: str, url: str, frames: int) -> list[str]:
+    """A new viewer: read the path and decode ``frames`` video frames, then exit 0 (non-zero if refused)."""
+    quiet = ["-hide_banner", "-loglevel", "error", "-nostdin"]
+    return [ffmpeg, *quiet, "-i", url, "-map", "0:v:0", "-frames:v", str(frames), "-f", "null", "-"]
+
+
+def run_join_probe(cmd: list[str], within: float) -> tuple[bool, float, str]:
+    """(decoded its frames, seconds it took, stderr tail); killed after ``within`` seconds."""
+    t0 = time.monotonic()
+    try:
+        done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=within, check=False)
+    except subprocess.TimeoutExpired:
+        return False, time.monotonic() - t0, "timed out"
+    return done.returncode == 0, time.monotonic() - t0, done.stderr.decode(errors="replace")[-300:]
