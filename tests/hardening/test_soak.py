@@ -183,6 +183,7 @@ def test_legitimate_traffic_survives_every_attack_at_once(tmp_path: Path) -> Non
         soak = run_soak(server, ffmpeg, ports, source["ingest"]["path"], publish, read, key)
     finally:
         server.stop()
+    dump(soak, tmp_path / "soak.json")
     check_attacks_ran(soak.report)
     rows = figures(soak)
     print_table(rows)
@@ -323,6 +324,22 @@ def figures(soak: Soak) -> list[tuple[str, str, str, bool]]:
         ("attacker CPU", f"{soak.attacker_cpu:.0%} of a core", "info", True),
         ("legit publisher and reader alive", str(soak.alive), "True", soak.alive),
     ]  # fmt: skip
+
+
+def dump(soak: Soak, file: Path) -> None:
+    """Every sample, with times relative to the attack's start, for a post-mortem of a failed run."""
+    at = soak.t0
+    file.write_text(
+        json.dumps(
+            {
+                "attack_seconds": [0, round(soak.t1 - at, 2)],
+                "requests": [(round(r.started - at, 3), round(r.seconds, 4), r.status) for r in soak.client.requests],
+                "rss_mb": [(round(t - at, 2), round(mb, 1)) for t, mb in soak.rss.samples],
+                "frames": [(round(t - at, 3), n) for t, n in soak.frames.frames],
+                "attacker": soak.report,
+            }
+        )
+    )
 
 
 def print_table(rows: list[tuple[str, str, str, bool]]) -> None:
