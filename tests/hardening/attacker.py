@@ -24,7 +24,7 @@ import struct
 import sys
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -142,8 +142,9 @@ def slowloris(args: argparse.Namespace) -> Callable[[Stats], Awaitable[None]]:
                 await writer.drain()
                 sent += 1
                 stats.add("slowloris", "bytes_trickled")
-            if drain.exception() is not None:
-                raise drain.exception()  # type: ignore[misc]
+            error = drain.exception()
+            if error is not None:
+                raise error
         finally:
             drain.cancel()
             writer.transport.abort()
@@ -415,7 +416,7 @@ def socket_budget(args: argparse.Namespace) -> None:
 
 async def attack(args: argparse.Namespace, stats: Stats) -> None:
     stop = asyncio.Event()
-    jobs: list[Awaitable[None]] = []
+    jobs: list[Coroutine[Any, Any, None]] = []
     if args.slowloris and args.http_port:
         jobs.append(keep_slots("slowloris", args.slowloris, Pacer(args.open_rate), stats, slowloris(args), stop))
     if args.rtmp and args.rtmp_port:
@@ -434,7 +435,7 @@ async def attack(args: argparse.Namespace, stats: Stats) -> None:
     async def run_all() -> None:
         async with asyncio.TaskGroup() as tg:
             for job in jobs:
-                tg.create_task(job)  # type: ignore[arg-type]
+                tg.create_task(job)
 
     task = asyncio.ensure_future(run_all())
     await asyncio.sleep(args.duration)
