@@ -56,7 +56,9 @@ class Stats:
     def report(self) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for name, counts in self.counters.items():
-            out[name] = {**dict(counts), "peak_held": self.peak_held.get(name, 0)}
+            out[name] = dict(counts)
+            if name in self.peak_held:  # attacks that hold connections: the most held at once
+                out[name]["peak_held"] = self.peak_held[name]
             if name in self.notes:
                 out[name]["first_messages"] = self.notes[name]
         return out
