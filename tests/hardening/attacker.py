@@ -38,7 +38,7 @@ class Stats:
 
     counters: dict[str, Counter[str]] = field(default_factory=dict)
     held: dict[str, int] = field(default_factory=dict)
-    peak_held: dict[str, int] = field(default_factory=dict)
+    peak_open: dict[str, int] = field(default_factory=dict)  # connecting or connected at once, as we count
     notes: dict[str, dict[str, str]] = field(default_factory=dict)
 
     def add(self, attack: str, what: str, n: int = 1) -> None:
@@ -47,7 +47,7 @@ class Stats:
     def hold(self, attack: str, delta: int) -> None:
         now = self.held.get(attack, 0) + delta
         self.held[attack] = now
-        self.peak_held[attack] = max(self.peak_held.get(attack, 0), now)
+        self.peak_open[attack] = max(self.peak_open.get(attack, 0), now)
 
     def note(self, attack: str, what: str, message: str) -> None:
         """Keep the first message seen for ``what`` (e.g. why a status was refused)."""
@@ -57,8 +57,8 @@ class Stats:
         out: dict[str, Any] = {}
         for name, counts in self.counters.items():
             out[name] = dict(counts)
-            if name in self.peak_held:  # attacks that hold connections: the most held at once
-                out[name]["peak_held"] = self.peak_held[name]
+            if name in self.peak_open:  # attacks that hold connections
+                out[name]["peak_open"] = self.peak_open[name]
             if name in self.notes:
                 out[name]["first_messages"] = self.notes[name]
         return out
