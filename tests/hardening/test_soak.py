@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -126,10 +127,19 @@ def soak_config(tmp: Path) -> tuple[dict[str, Any], dict[str, int]]:
     return deep_merge(dev_config(tmp, ingest=ingest), SOAK_SETTINGS), ports
 
 
+def second_loopback_address() -> bool:
+    """Linux routes all of 127/8 to loopback; elsewhere (macOS) 127.0.0.2 needs an alias first."""
+    with socket.socket() as probe:
+        try:
+            probe.bind((ATTACKER_SOURCE, 0))
+        except OSError:
+            return False
+    return True
+
+
 def test_a_second_loopback_address_reaches_a_server_on_127_0_0_1() -> None:
     """The premise of the attacker's address: a socket bound to 127.0.0.2 connects, and is seen as 127.0.0.2."""
-    import socket
-
+    require(second_loopback_address(), f"{ATTACKER_SOURCE} is not a local address here")
     with socket.socket() as server, socket.socket() as client:
         server.bind(("127.0.0.1", 0))
         server.listen()
@@ -174,6 +184,7 @@ def wait_until(what: str, check: Any, timeout: float, server: ServerProcess) -> 
 def test_legitimate_traffic_survives_every_attack_at_once(tmp_path: Path) -> None:
     ffmpeg = require_tool("ffmpeg", why="the legitimate publisher and reader are ffmpeg")
     require(libsrt.available(), "libsrt 1.5 is not installed (Debian libsrt1.5-openssl)")
+    require(second_loopback_address(), f"{ATTACKER_SOURCE} is not a local address here")
     config, ports = soak_config(tmp_path)
     server = ServerProcess(config, tmp_path)
     server.start(timeout=120)
