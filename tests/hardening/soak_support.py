@@ -227,10 +227,10 @@ def join_probe_cmd(ffmpeg: str, url: str, frames: int) -> list[str]:
 
 
 def run_join_probe(cmd: list[str], within: float) -> tuple[bool, float, str]:
-    """(decoded its frames, seconds it took, stderr tail); killed after ``within`` seconds."""
+    """(decoded its frames, seconds it took, its stderr); killed after ``within`` seconds."""
     t0 = time.monotonic()
     try:
         done = subprocess.run(cmd, stdin=subprocess.DEVNULL, capture_output=True, timeout=within, check=False)
     except subprocess.TimeoutExpired:
         return False, time.monotonic() - t0, "timed out"
-    return done.returncode == 0, time.monotonic() - t0, done.stderr.decode(errors="replace")[-300:]
+    return done.returncode == 0, time.monotonic() - t0, done.stderr.decode(errors="replace")
