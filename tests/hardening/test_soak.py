@@ -11,7 +11,12 @@ at once for ``ATTACK_SECONDS``. Asserted over the attack window:
   one, so n1 - n0 is exactly what the publisher sent in between);
 * the client's p99 latency < 200 ms (failed requests count with the time they took);
 * the server's RSS (VmRSS) < 400 MB throughout;
-* and within 50 MB of its pre-attack value within ``SETTLE_SECONDS`` of the attacker's end.
+* and within 50 MB of its pre-attack value within ``SETTLE_SECONDS`` of the attacker's end;
+* a new viewer can join the path (decodes 15 frames) while the attack is at full strength, as it
+  could just before it (that one proves the probe itself works);
+* the publisher and the reader are still running at the end.
+
+``TRAX_SOAK_ATTACKS=whep,srt`` runs only those attacks; every sample goes to ``soak.json`` in the tmp dir.
 """
 
 from __future__ import annotations
