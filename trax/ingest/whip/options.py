@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trax.settings import HttpDoorSettings
+
 VideoCodec = Literal["h264", "vp8"]
 DEFAULT_VIDEO_CODECS: tuple[VideoCodec, ...] = ("h264", "vp8")
 
@@ -37,6 +39,8 @@ class WhipOptions(BaseModel):
     max_sessions: int = Field(default=500, ge=1)
     """WHIP + WHEP sessions open at once in this process."""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    http: HttpDoorSettings = Field(default_factory=HttpDoorSettings)
+    """Connection admission and timeouts of the WHIP/WHEP listener (same keys as ``server.http``)."""
     certfile: Path | None = None
     keyfile: Path | None = None
     reader_queue: int = Field(default=300, ge=8)
