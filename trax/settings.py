@@ -39,7 +39,7 @@ class HttpDoorSettings(_Section):
     connection's opening or the end of the previous response; else the connection is closed."""
     body_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
     """A request body that sends nothing for this long is dropped (a slow but moving upload is fine)."""
-    keep_alive_timeout_seconds: float = Field(default=5.0, gt=0, le=300)
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=300)
     """An idle keep-alive connection is closed after this (uvicorn ``timeout_keep_alive``)."""
     max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
     """Largest request head; a longer one is answered 431 (or 400) and the connection closed."""
@@ -49,7 +49,7 @@ class HttpDoorSettings(_Section):
     """Open connections at once from one client address (IPv6: one /64); past it a new one is closed at once."""
     max_concurrency: int = Field(default=1024, ge=1)
     """uvicorn ``limit_concurrency``: past this many connections or requests in progress, requests get 503."""
-    graceful_shutdown_seconds: float = Field(default=10.0, gt=0, le=600)
+    graceful_shutdown_seconds: int = Field(default=10, ge=1, le=600)
     """On SIGTERM, requests still running after this are cancelled (uvicorn ``timeout_graceful_shutdown``)."""
     backlog: int = Field(default=2048, ge=1, le=65535)
     """Connections the kernel queues before they are accepted (``listen`` backlog)."""
