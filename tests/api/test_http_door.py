@@ -73,7 +73,7 @@ def _slow_post(server: ServerProcess, length: int) -> bytes:
     key = server.cli_json("keys", "create", "--account", "acme", "--name", "k", "--scope", "studios:write")["secret"]
     return (
         f"POST /v1/studios HTTP/1.1\r\nHost: t\r\nAuthorization: Bearer {key}\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{\"name\": \"ha"
+        f'Content-Type: application/json\r\nContent-Length: {length}\r\n\r\n{{"name": "ha'
     ).encode()
 
 

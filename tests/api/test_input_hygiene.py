@@ -14,7 +14,21 @@ from trax.server.app import create_app
 pytestmark = pytest.mark.anyio
 
 # NUL, other C0, DEL, C1 (NEL, CSI), and every Unicode bidi control the rule names
-UNSAFE = ["\x00", "\x07", "\x1b", "\n", "\x7f", "\x85", "\x9b", "\u202a", "\u202e", "\u2066", "\u2069", "\u200e", "\u200f"]
+UNSAFE = [
+    "\x00",
+    "\x07",
+    "\x1b",
+    "\n",
+    "\x7f",
+    "\x85",
+    "\x9b",
+    "\u202a",
+    "\u202e",
+    "\u2066",
+    "\u2069",
+    "\u200e",
+    "\u200f",
+]
 UNSAFE += ["\u061c"]
 
 
@@ -72,9 +86,10 @@ async def test_identifier_fields_and_in_process_callers_get_the_same_rule(api: A
 
 async def test_prose_keeps_newlines_and_right_to_left_text_but_not_nul(api: Api) -> None:
     h, sid = await _setup(api)
-    ok = await api.client.patch(f"/v1/studios/{sid}", json={"description": "line one\nline two\t\u202bمرحبا"}, headers=h)
+    prose = "line one\nline two\t\u202b\u0645\u0631\u062d\u0628\u0627"  # RLE + an Arabic greeting
+    ok = await api.client.patch(f"/v1/studios/{sid}", json={"description": prose}, headers=h)
     assert ok.status_code == 200, ok.text
-    assert ok.json()["description"] == "line one\nline two\t\u202bمرحبا"
+    assert ok.json()["description"] == prose
     r = await api.client.patch(f"/v1/studios/{sid}", json={"description": "nul\x00byte"}, headers=h)
     assert _is_400(r, "description"), r.text
     r = await api.client.post(f"/v1/studios/{sid}/chat/messages", json={"text": "hi\x00"}, headers=h)

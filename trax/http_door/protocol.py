@@ -160,8 +160,12 @@ class DoorMixin(_Base):
         self.transport.abort()
 
     def _refuse_head(self) -> None:
-        log.debug("%s: closing %s, request head over %d bytes", self.admission.name, self._door_key,
-                  self.limits.max_header_bytes)
+        log.debug(
+            "%s: closing %s, request head over %d bytes",
+            self.admission.name,
+            self._door_key,
+            self.limits.max_header_bytes,
+        )
         self.transport.write(_HEAD_TOO_LARGE)
         self.transport.close()
 

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import operator
 import re
-from urllib.parse import parse_qsl
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 
