@@ -58,7 +58,7 @@ async def _serving(parser: str, **limits: Any) -> AsyncIterator[int]:
         sock.close()
 
 
-class _no_signals:  # noqa: N801 - stands in for uvicorn's context manager method
+class _no_signals:
     def __enter__(self) -> None:
         return None
 

@@ -61,6 +61,7 @@ async def test_names_refuse_control_and_bidi_characters(api: Api, bad: str) -> N
     for path, body in creates:
         r = await api.client.post(path, json=body, headers=h)
         assert _is_400(r, "name"), (path, r.status_code, r.text)
+        assert "control" in r.json()["error"]["message"] and "\\x" not in r.json()["error"]["message"]
     r = await api.client.patch(f"/v1/studios/{sid}", json={"name": name}, headers=h)
     assert _is_400(r, "name"), r.text
     listed = (await api.client.get("/v1/studios", headers=h)).json()["data"]

@@ -14,11 +14,24 @@ import re
 
 from trax.domain.errors import InvalidRequest
 
-_BIDI_CONTROLS = "\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
-_NAME_UNSAFE = re.compile(f"[\x00-\x1f\x7f-\x9f{_BIDI_CONTROLS}]")
+# the character classes as regex source, so the /v1 schema can state the same rule as a ``pattern``
+_NAME_UNSAFE_CLASS = r"\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069"
 """C0, DEL, C1 and the bidi controls (ALM, LRM, RLM, LRE..RLO, LRI..PDI)."""
-_PROSE_UNSAFE = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+_PROSE_UNSAFE_CLASS = r"\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f"
 """Controls other than tab, newline and carriage return."""
+
+NAME_PATTERN = f"^[^{_NAME_UNSAFE_CLASS}]*$"
+"""A whole name that passes :func:`check_name` (JSON Schema / ECMA and Python syntax alike)."""
+PROSE_PATTERN = f"^[^{_PROSE_UNSAFE_CLASS}]*$"
+"""A whole text that passes :func:`check_prose`."""
+RULE_MESSAGES = {
+    NAME_PATTERN: "Must not contain control or bidirectional-control characters.",
+    PROSE_PATTERN: "Must not contain control characters other than tab and newline.",
+}
+"""What a failed ``pattern`` of either rule means, for the error envelope."""
+
+_NAME_UNSAFE = re.compile(f"[{_NAME_UNSAFE_CLASS}]")
+_PROSE_UNSAFE = re.compile(f"[{_PROSE_UNSAFE_CLASS}]")
 
 
 def check_name(value: str, param: str) -> str:

@@ -20,6 +20,7 @@ from litestar.exceptions import HTTPException, InternalServerException, Validati
 from litestar.types import Message, Scope
 
 from trax.domain.errors import TraxError
+from trax.domain.text import RULE_MESSAGES
 from trax.server.requestids import RequestIds
 
 log = logging.getLogger("trax.server")
@@ -29,6 +30,9 @@ RID_KEY = "trax_request_id"
 RATE_KEY = "trax_rate"
 _ids = RequestIds()  # a random start and a counter; sharing across apps is harmless
 _encoder = msgspec.json.Encoder()
+
+# msgspec quotes a failed pattern as a repr; the name and prose rules get their meaning instead
+_RULE_MESSAGES = {repr(pattern): message for pattern, message in RULE_MESSAGES.items()}
 
 _CODES_BY_STATUS = {
     400: "invalid_request",
@@ -127,6 +131,9 @@ def _validation_detail(exc: ValidationException) -> tuple[str, str | None]:
             found = re.search(r"at `\$\.([^`\[]+)", msg)
             if found:
                 key = found.group(1)
+        for pattern, meaning in _RULE_MESSAGES.items():
+            if pattern in msg:
+                msg = meaning
         if source == "body" and key in (None, "", "data"):
             key = "body"
         if msg.startswith("Validation failed for") or (key == "body" and "data" in msg):
