@@ -27,6 +27,34 @@ class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class HttpDoorSettings(_Section):
+    """How an HTTP listener (/v1, and the WHIP/WHEP endpoint) admits and times out connections.
+
+    A connection that never finishes its request head, or stalls in its body, holds a file descriptor
+    that RTMP, SRT and WHIP need too (one process, one fd limit); these bound how many and for how long.
+    """
+
+    header_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
+    """The whole request head (request line and headers) must arrive within this, counted from the
+    connection's opening or the end of the previous response; else the connection is closed."""
+    body_idle_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    """A request body that sends nothing for this long is dropped (a slow but moving upload is fine)."""
+    keep_alive_timeout_seconds: int = Field(default=5, ge=1, le=300)
+    """An idle keep-alive connection is closed after this (uvicorn ``timeout_keep_alive``)."""
+    max_header_bytes: int = Field(default=16 * 1024, ge=1024, le=1024 * 1024)
+    """Largest request head; a longer one is answered 431 (or 400) and the connection closed."""
+    max_connections: int = Field(default=1024, ge=1)
+    """Open connections at once on this listener; past it a new connection is closed at once."""
+    max_connections_per_address: int = Field(default=64, ge=1)
+    """Open connections at once from one client address (IPv6: one /64); past it a new one is closed at once."""
+    max_concurrency: int = Field(default=1024, ge=1)
+    """uvicorn ``limit_concurrency``: past this many connections or requests in progress, requests get 503."""
+    graceful_shutdown_seconds: int = Field(default=10, ge=1, le=600)
+    """On SIGTERM, requests still running after this are cancelled (uvicorn ``timeout_graceful_shutdown``)."""
+    backlog: int = Field(default=2048, ge=1, le=65535)
+    """Connections the kernel queues before they are accepted (``listen`` backlog)."""
+
+
 class ServerSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8000, ge=0, le=65535)
@@ -38,6 +66,8 @@ class ServerSettings(_Section):
     """PEM certificate (chain) to serve /v1 over HTTPS; needs ``keyfile`` too."""
     keyfile: Path | None = None
     """PEM private key of ``certfile``."""
+    http: HttpDoorSettings = Field(default_factory=HttpDoorSettings)
+    """Connection admission and timeouts of the /v1 listener."""
 
     @model_validator(mode="after")
     def _tls_pair(self) -> ServerSettings:

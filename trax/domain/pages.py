@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+import re
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -22,6 +23,21 @@ _MAC_LEN = 12
 class Page(Generic[T]):
     data: list[T]
     next_cursor: str | None = None
+
+
+PLAIN_LIMIT = re.compile(r"[1-9][0-9]{0,8}")
+"""The only written form of a page size: plain decimal digits, no sign, no leading zero, no exponent or
+fraction (``1e3``, ``5.0``, ``+5``, `` 5`` are refused, not read as numbers), at most nine digits."""
+
+
+def parse_limit(written: str) -> int:
+    """The page size a query's ``limit`` value states (then clamped by :func:`clamp_limit`)."""
+    if not PLAIN_LIMIT.fullmatch(written):
+        raise InvalidRequest(
+            f"limit must be a whole number from 1 to 999999999 in plain digits (above {MAX_LIMIT} it is clamped).",
+            param="limit",
+        )
+    return int(written)
 
 
 def clamp_limit(limit: int | None) -> int:

@@ -16,10 +16,11 @@ from typing import Any
 import msgspec
 from litestar import Request, Response
 from litestar.datastructures import MutableScopeHeaders
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.types import Message, Scope
 
 from trax.domain.errors import TraxError
+from trax.domain.text import RULE_MESSAGES
 from trax.server.requestids import RequestIds
 
 log = logging.getLogger("trax.server")
@@ -29,6 +30,9 @@ RID_KEY = "trax_request_id"
 RATE_KEY = "trax_rate"
 _ids = RequestIds()  # a random start and a counter; sharing across apps is harmless
 _encoder = msgspec.json.Encoder()
+
+# msgspec quotes a failed pattern as a repr; the name and prose rules get their meaning instead
+_RULE_MESSAGES = {repr(pattern): message for pattern, message in RULE_MESSAGES.items()}
 
 _CODES_BY_STATUS = {
     400: "invalid_request",
@@ -127,6 +131,9 @@ def _validation_detail(exc: ValidationException) -> tuple[str, str | None]:
             found = re.search(r"at `\$\.([^`\[]+)", msg)
             if found:
                 key = found.group(1)
+        for pattern, meaning in _RULE_MESSAGES.items():
+            if pattern in msg:
+                msg = meaning
         if source == "body" and key in (None, "", "data"):
             key = "body"
         if msg.startswith("Validation failed for") or (key == "body" and "data" in msg):
@@ -138,8 +145,31 @@ def _validation_detail(exc: ValidationException) -> tuple[str, str | None]:
     return "The request is invalid.", None
 
 
+# Litestar's words when the ASGI server reports ``http.disconnect`` before the body ended
+_CLIENT_GONE = "client disconnected prematurely"
+CLIENT_GONE_MESSAGE = "The client disconnected before the request body was complete."
+
+
+def is_client_gone(exc: Exception) -> bool:
+    """The client went away mid-body: nothing to answer, nothing wrong with the server."""
+    return isinstance(exc, InternalServerException) and exc.detail == _CLIENT_GONE
+
+
+def is_too_deep(exc: Exception) -> bool:
+    """msgspec gave up on a body nested deeper than the interpreter's recursion limit.
+
+    Only the decoder's RecursionError (its message says so) is the client's fault; one from our own
+    code stays a 500 with its traceback.
+    """
+    return isinstance(exc, RecursionError) and "while deserializing" in str(exc)
+
+
 def _describe(exc: Exception) -> tuple[int, str, str, str | None, str | None, dict[str, str]]:
     """``(status, code, message, param, requiredScope, headers)`` for any exception."""
+    if is_too_deep(exc):
+        return 400, "invalid_request", "The request body is nested too deeply.", "body", None, {}
+    if is_client_gone(exc):
+        return 400, "invalid_request", CLIENT_GONE_MESSAGE, "body", None, {}
     if isinstance(exc, TraxError):
         headers = dict(exc.headers)
         if exc.retry_after is not None:
@@ -173,7 +203,10 @@ def exception_handler(request: Request[Any, Any, Any], exc: Exception) -> Respon
         status, code, message, param, required_scope, headers = _describe(exc)
         if status == 401:
             headers.setdefault("www-authenticate", 'Bearer realm="trax"')
-        if status == 500:
+        if message is CLIENT_GONE_MESSAGE:
+            # the answer goes nowhere; one quiet line, no traceback (a client can do this at will)
+            log.info("client disconnected mid-body [request_id=%s] %s %s", rid, request.method, request.url.path)
+        elif status == 500:
             log.error("unhandled error [request_id=%s] %s %s", rid, request.method, request.url.path, exc_info=exc)
         elif status == 503 and code == "unavailable":
             log.warning("backing service unavailable [request_id=%s]: %s", rid, type(exc).__name__)

@@ -23,13 +23,14 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import parse_qsl
 
 import msgspec
 
-from trax.domain.pages import Page
+from trax.domain.pages import PLAIN_LIMIT, Page, parse_limit
 from trax.services import Principal, Services
 
-_LIMIT = re.compile(rb"[1-9][0-9]{0,5}")
+_LIMIT = re.compile(PLAIN_LIMIT.pattern.encode())
 _CURSOR = re.compile(rb"[A-Za-z0-9_-]{0,512}")
 _encoder = msgspec.json.Encoder()
 
@@ -53,6 +54,19 @@ def plain_list_query(query: bytes) -> tuple[int | None, str] | None:
         else:
             return None
     return limit, cursor or ""
+
+
+def check_page_size(query: bytes) -> None:
+    """Every ``limit`` in ``query`` (decoded as Litestar decodes it) is a plain page size, else 400.
+
+    Litestar reads an ``int`` parameter leniently (``1e3`` → 1000, ``5.0`` → 5); list routes run this
+    first so the one written form (:data:`~trax.domain.pages.PLAIN_LIMIT`) holds on every path.
+    """
+    if b"limit" not in query and b"%" not in query:  # the common case: nothing to decode
+        return
+    for name, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if name == "limit":
+            parse_limit(value)
 
 
 class PageBodies:

@@ -31,7 +31,7 @@ from trax.domain.errors import (
 )
 from trax.runtime import Runtime
 from trax.server.errors import RATE_KEY, request_id, retry_after_seconds
-from trax.server.fastpath import JSON_HEADERS, FastList, PageBodies
+from trax.server.fastpath import JSON_HEADERS, FastList, PageBodies, check_page_size
 from trax.services.principal import Principal
 
 LIMITER_DOWN_KEY = "trax_limiter_down"
@@ -152,6 +152,8 @@ class Gate:
                 await send(start)
                 await send({"type": "http.response.body", "body": body, "more_body": False})
                 return
+        if "limit" in scope["route_handler"].parsed_fn_signature.parameters:
+            check_page_size(scope["query_string"])
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Principal:

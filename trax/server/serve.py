@@ -6,6 +6,7 @@ import logging
 
 import uvicorn
 
+from trax.http_door import uvicorn_config
 from trax.runtime import Runtime
 from trax.settings import Settings
 
@@ -16,8 +17,10 @@ def serve(settings: Settings) -> int:
     logging.basicConfig(level=settings.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     runtime = Runtime(settings)
     app = create_app(runtime, start_transports=True)
-    config = uvicorn.Config(
+    config = uvicorn_config(
         app,
+        "api",
+        settings.server.http,
         host=settings.server.host,
         port=settings.server.port,
         log_level=settings.log_level.lower(),

@@ -23,6 +23,7 @@ from trax.domain.program import BITRATE_RANGE, FPS_RANGE, MAX_PROGRAM_SOURCES, M
 from trax.domain.sources import Source, SourceKind
 from trax.domain.stream import StreamStatus
 from trax.domain.studios import Studio
+from trax.domain.text import NAME_PATTERN, PROSE_PATTERN
 
 # --- shared field types ---------------------------------------------------------
 
@@ -34,8 +35,8 @@ Timestamp = Annotated[
         extra_json_schema={"extra": {"format": "date-time"}},
     ),
 ]
-Name = Annotated[str, Meta(min_length=1, max_length=100, examples=["Morning show"])]
-Description = Annotated[str, Meta(max_length=1000)]
+Name = Annotated[str, Meta(min_length=1, max_length=100, pattern=NAME_PATTERN, examples=["Morning show"])]
+Description = Annotated[str, Meta(max_length=1000, pattern=PROSE_PATTERN)]
 StudioStatusT = Literal["offline", "starting", "live", "stopping"]
 SourceStatusT = Literal["idle", "connecting", "live", "error"]
 SourceKindT = Literal["srt", "rtmp", "whip", "media"]
@@ -364,18 +365,24 @@ def credentials_out(c: Any) -> IngestCredentialsOut:
 
 # --- destinations ------------------------------------------------------------------
 
-RtmpUrl = Annotated[str, Meta(max_length=2048, examples=["rtmp://live.example.com/app"])]
-StreamKey = Annotated[str, Meta(min_length=1, max_length=512)]
+RtmpUrl = Annotated[str, Meta(max_length=2048, pattern=NAME_PATTERN, examples=["rtmp://live.example.com/app"])]
+StreamKey = Annotated[str, Meta(min_length=1, max_length=512, pattern=NAME_PATTERN)]
 SrtUrl = Annotated[
     str,
     Meta(
         max_length=2048,
+        pattern=NAME_PATTERN,
         description="custom_srt: srt://host:port; a streamid/passphrase in its query is moved to those fields.",
         examples=["srt://ingest.example.com:9000"],
     ),
 ]
-SrtStreamId = Annotated[str, Meta(min_length=1, max_length=512, description="custom_srt, write-only.")]
-SrtPassphrase = Annotated[str, Meta(min_length=10, max_length=79, description="custom_srt, write-only.")]
+SrtStreamId = Annotated[
+    str, Meta(min_length=1, max_length=512, pattern=NAME_PATTERN, description="custom_srt, write-only.")
+]
+SrtPassphrase = Annotated[
+    str, Meta(min_length=10, max_length=79, pattern=NAME_PATTERN, description="custom_srt, write-only.")
+]
+Platform = Annotated[str, Meta(min_length=1, max_length=50, pattern=NAME_PATTERN, examples=["custom_rtmp"])]
 
 
 class DestinationOut(Out):
@@ -401,7 +408,7 @@ class DestinationPage(Out):
 
 class DestinationCreate(In):
     name: Name
-    platform: Annotated[str, Meta(min_length=1, max_length=50, examples=["custom_rtmp"])]
+    platform: Platform
     connection_id: str | None = None
     enabled: bool = True
     rtmp_url: RtmpUrl | None = None
@@ -413,7 +420,7 @@ class DestinationCreate(In):
 
 class DestinationUpdate(In):
     name: Name | UnsetType = UNSET
-    platform: str | UnsetType = UNSET
+    platform: Platform | UnsetType = UNSET
     connection_id: str | UnsetType | None = UNSET
     enabled: bool | UnsetType = UNSET
     rtmp_url: RtmpUrl | UnsetType | None = UNSET
@@ -494,7 +501,7 @@ class ChatMessagePage(Out):
 
 
 class ChatSend(In):
-    text: Annotated[str, Meta(min_length=1, max_length=2000, examples=["Welcome to the show!"])]
+    text: Annotated[str, Meta(min_length=1, max_length=2000, pattern=PROSE_PATTERN, examples=["Welcome to the show!"])]
 
 
 def chat_out(m: ChatMessage) -> ChatMessageOut:
@@ -532,7 +539,7 @@ class MediaAssetPage(Out):
 
 
 class UploadCreate(In):
-    name: Annotated[str, Meta(min_length=1, max_length=255, examples=["intro.mp4"])]
+    name: Annotated[str, Meta(min_length=1, max_length=255, pattern=NAME_PATTERN, examples=["intro.mp4"])]
     content_type: Annotated[str, Meta(min_length=1, max_length=255, examples=["video/mp4"])]
     size_bytes: Annotated[int, Meta(ge=1, examples=[1048576])]
     sha256: Annotated[str, Meta(pattern="^[0-9a-f]{64}$")] | None = None

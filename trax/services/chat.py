@@ -44,7 +44,7 @@ class ChatService:
     async def send(self, actor: Principal, studio_id: str, *, text: str, author_name: str = "studio") -> ChatMessage:
         """Store an outbound message and hand it to each linked platform of the studio's destinations."""
         actor.require("chat:write")
-        text = validation.text(text, "text", max_len=MAX_CHAT_TEXT)
+        text = validation.prose(text, "text", max_len=MAX_CHAT_TEXT)
         if not text.strip():
             raise InvalidRequest("text must not be blank.", param="text")
         await load_studio(self._d, actor.account_id, studio_id)
@@ -100,7 +100,7 @@ class ChatService:
             created_at=now,
             updated_at=now,
             studio_id=studio_id,
-            text=validation.text(text, "text", max_len=MAX_CHAT_TEXT),
+            text=validation.prose(text, "text", max_len=MAX_CHAT_TEXT),
             direction=ChatDirection.INBOUND,
             platform=connection.platform,
             connection_id=connection.id,

@@ -69,7 +69,7 @@ class StudioService:
             created_at=now,
             updated_at=now,
             name=validation.text(name, "name", max_len=100),
-            description=validation.optional_text(description, "description", max_len=1000),
+            description=validation.optional_prose(description, "description", max_len=1000),
         )
         await self._d.storage.apply([Insert(studio)])
         return studio
@@ -96,7 +96,7 @@ class StudioService:
         if "name" in changes:
             fields["name"] = validation.text(changes["name"], "name", max_len=100)
         if "description" in changes:
-            fields["description"] = validation.optional_text(changes["description"], "description", max_len=1000)
+            fields["description"] = validation.optional_prose(changes["description"], "description", max_len=1000)
         if not fields:
             return studio
         updated = replace(studio, **fields, updated_at=self._d.bump(studio.updated_at))

@@ -7,6 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from trax.settings import HttpDoorSettings
+
 VideoCodec = Literal["h264", "vp8"]
 DEFAULT_VIDEO_CODECS: tuple[VideoCodec, ...] = ("h264", "vp8")
 
@@ -43,6 +45,8 @@ class WhipOptions(BaseModel):
     connect_timeout_seconds: float = Field(default=10.0, gt=0, le=300)
     """A session whose ICE/DTLS has not connected this long after its answer is ended, freeing its slots."""
     max_body_bytes: int = Field(default=64 * 1024, ge=1024)
+    http: HttpDoorSettings = Field(default_factory=HttpDoorSettings)
+    """Connection admission and timeouts of the WHIP/WHEP listener (same keys as ``server.http``)."""
     certfile: Path | None = None
     keyfile: Path | None = None
     reader_queue: int = Field(default=300, ge=8)

@@ -42,8 +42,7 @@ class WhipTransport:
         return f"{scheme}://{host}:{self.port}"
 
     async def start(self) -> None:
-        import uvicorn
-
+        from trax.http_door import uvicorn_config
         from trax.ingest.whip.app import create_whip_app
         from trax.ingest.whip.rtc import check_aiortc
         from trax.ingest.whip.sessions import WebRtcPlane
@@ -69,8 +68,10 @@ class WhipTransport:
             self._candidates.uninstall()
             raise OSError(f"ingest.whip: cannot listen on {self.host}:{self.port}: {exc.strerror}") from None
         self.port = sock.getsockname()[1]
-        config = uvicorn.Config(
+        config = uvicorn_config(
             app,
+            "whip",
+            self.options.http,
             log_level="warning",
             access_log=False,
             lifespan="off",
