@@ -26,7 +26,7 @@ from typing import Any
 from trax import display
 from trax.client import models
 from trax.client.api import Api, Collection, Root
-from trax.client.bridge import BlockingExecutor, LoopThread
+from trax.client.bridge import BlockingExecutor, Call, LoopThread
 from trax.client.inprocess import LocalTransport, operator_for
 from trax.domain.accounts import Account
 from trax.ports import free_port
@@ -65,6 +65,9 @@ class Tokens(Collection):
     ) -> Any:
         """Ingest credentials for a stream path (or a source): a token and ready-to-paste URLs."""
         target = source if source is not None else path
+        if isinstance(target, Call):
+            # a source straight from ``studio.sources.create(...)`` is still its pending call here
+            target = target.result()
         stream_path = target.path if isinstance(target, models.Source) else target
         if not stream_path:
             raise ValueError("mint() needs a stream path or a source")

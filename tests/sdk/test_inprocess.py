@@ -103,7 +103,7 @@ def test_media_upload_in_process(p: Platform) -> None:
 
 def test_tokens_mint_for_a_source(p: Platform) -> None:
     src = p.studios.create(name="t").sources.create(kind="whip")
-    creds = p.tokens.mint(source=src.result(), action="publish")
+    creds = p.tokens.mint(source=src, action="publish")  # as docs/sdk.md writes it: the create's result as is
     assert creds.path == src.path and creds.action == "publish" and creds.token
     claims = p.run(
         p.runtime.media_tokens.verify(creds.token, path=src.path, action="publish", audiences=["trax-ingest"])
