@@ -158,9 +158,12 @@ def test_eviction_drops_the_least_recently_used_bucket() -> None:
     bucket.take("old", 2, 1.0)  # "old" is now the most recently used
     bucket.take("new", 2, 1.0)
     assert len(bucket) == 2
-    # "recent" was dropped; "old" kept its state (one token left of two)
+    clock.now += 1.0
+    # "old" kept its state: empty, plus one token refilled in one second, not a fresh bucket of two
     after = bucket.take("old", 2, 1.0)
     assert after.allowed and after.remaining == 0
+    # "recent" was dropped: it starts again from a full bucket
+    assert bucket.take("recent", 2, 1.0).remaining == 1
 
 
 class CountingDict(OrderedDict[str, Any]):
