@@ -112,17 +112,23 @@ async def test_rate_limit_over_the_default_is_refused_over_v1(make_api: Any) -> 
             r = await api.client.post("/v1/keys", headers=h, json={**body, "rateLimit": rl})
             _forbidden(r, "rateLimit")
             assert r.json()["error"]["param"] == "rateLimit"
-        r = await api.client.post("/v1/keys", headers=h, json={**body, "rateLimit": {"capacity": 5, "refillPerSecond": 6}})
+        r = await api.client.post(
+            "/v1/keys", headers=h, json={**body, "rateLimit": {"capacity": 5, "refillPerSecond": 6}}
+        )
         _forbidden(r, "rateLimit")
         # lowering a key's limit is always allowed
-        r = await api.client.post("/v1/keys", headers=h, json={**body, "rateLimit": {"capacity": 50, "refillPerSecond": 5}})
+        r = await api.client.post(
+            "/v1/keys", headers=h, json={**body, "rateLimit": {"capacity": 50, "refillPerSecond": 5}}
+        )
         assert r.status_code == 201 and r.json()["rateLimit"] == {"capacity": 50, "refillPerSecond": 5.0}
 
 
 async def test_rotating_an_operator_boosted_key_needs_the_key_itself(make_api: Any) -> None:
     async with make_api(limits={"backend": "memory", "options": {"capacity": 50, "refill_per_second": 5}}) as api:
         t = await api.tenant("acme")
-        boosted = await api.key(t, ["studios:read", "keys:manage"], rate_limit=RateLimitOverride(capacity=500, refill_per_second=50))
+        boosted = await api.key(
+            t, ["studios:read", "keys:manage"], rate_limit=RateLimitOverride(capacity=500, refill_per_second=50)
+        )
         boosted_id = await _key_id(api, boosted)
         other = t.auth(await api.key(t, SCOPES))
         _forbidden(await api.client.post(f"/v1/keys/{boosted_id}/rotate", headers=other), "rateLimit")
