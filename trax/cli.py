@@ -94,12 +94,30 @@ def _key_view(key: Any) -> dict[str, Any]:
 
 
 async def cmd_keys_create(args: argparse.Namespace) -> int:
+    from trax.domain.errors import InvalidRequest
+    from trax.domain.keys import RateLimitOverride
     from trax.services import Principal
 
+    rate_limit = None
+    if (args.rate_capacity is None) != (args.rate_refill is None):
+        raise InvalidRequest("--rate-capacity and --rate-refill go together: set both or neither.")
+    if args.rate_capacity is not None:
+        # the operator's way to raise a key above the deployment's default (/v1 may only lower it)
+        rate_limit = RateLimitOverride(capacity=args.rate_capacity, refill_per_second=args.rate_refill)
     async with _runtime(args) as rt:
         acct = await rt.services.accounts.get(args.account)
-        key, secret = await rt.services.keys.create(Principal.operator(acct.id), name=args.name, scopes=args.scope)
-    out = {"id": key.id, "name": key.name, "prefix": key.prefix, "scopes": list(key.scopes), "secret": secret}
+        key, secret = await rt.services.keys.create(
+            Principal.operator(acct.id), name=args.name, scopes=args.scope, rate_limit=rate_limit
+        )
+    out: dict[str, Any] = {
+        "id": key.id,
+        "name": key.name,
+        "prefix": key.prefix,
+        "scopes": list(key.scopes),
+        "secret": secret,
+    }
+    if key.rate_limit is not None:
+        out["rateLimit"] = {"capacity": key.rate_limit.capacity, "refillPerSecond": key.rate_limit.refill_per_second}
     _print(args, out, f"{key.id}\t{key.name}\t{' '.join(key.scopes)}\nsecret (shown once): {secret}")
     return EXIT_OK
 
@@ -213,6 +231,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--account", required=True, help="account id or name")
     p.add_argument("--name", required=True)
     p.add_argument("--scope", action="append", required=True, help="repeat for several scopes")
+    p.add_argument("--rate-capacity", type=int, help="the key's own bucket size (with --rate-refill)")
+    p.add_argument("--rate-refill", type=float, help="the key's own refill per second (with --rate-capacity)")
     add("list", cmd_keys_list, "list an account's keys (never their secrets)", keys).add_argument(
         "--account", required=True
     )

@@ -19,6 +19,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from trax.domain.events import Event
 from trax.domain.ids import IdGenerator
+from trax.domain.keys import RateLimitOverride
 from trax.domain.pages import CursorCodec
 from trax.ingest.hub import PathHub
 from trax.ingest.tokens import MediaTokens
@@ -128,6 +129,7 @@ class Runtime:
             b.factory(validate_options(b.options, {}, f"authenticators.{b.name}"), self) for b in auths
         ]
         server_key = load_server_key(s.security, create=not self.dry_run)
+        bucket: Any = self.limiter_options  # a plugin's model; both fields checked above
         self.deps = ServiceDeps(
             storage=self.storage,
             bus=self.bus,
@@ -140,6 +142,9 @@ class Runtime:
                 max_upload_bytes=s.media.max_upload_bytes,
                 allowed_content_types=tuple(s.media.allowed_content_types),
                 upload_ttl_seconds=s.media.upload_ttl_seconds,
+            ),
+            key_rate_cap=RateLimitOverride(
+                capacity=int(bucket.capacity), refill_per_second=float(bucket.refill_per_second)
             ),
         )
         self.services = Services(self.deps)

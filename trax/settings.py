@@ -87,6 +87,16 @@ class LimitsSettings(BackendChoice):
     """Cost in tokens per operation id (default 1), e.g. ``{createUpload: 5}``."""
     meta_capacity: int = Field(default=60, ge=1)
     meta_refill_per_second: float = Field(default=10.0, gt=0)
+    account_capacity: int | None = Field(default=None, ge=1)
+    """A bucket per account on top of the per-key ones, shared by all its keys; off when unset.
+
+    Per-key buckets alone let an account multiply its quota by creating keys."""
+    account_refill_per_second: float = Field(default=100.0, gt=0)
+    """Refill rate of the per-account bucket (used only with ``account_capacity``)."""
+    auth_failure_capacity: int = Field(default=20, ge=1)
+    """Failed authentications a client address may make in a burst before it gets 429 without a lookup."""
+    auth_failure_refill_per_second: float = Field(default=0.2, gt=0)
+    """Failed attempts an address earns back per second (0.2: one guess every 5 s once the burst is spent)."""
 
 
 class PublicApiSettings(_Section):

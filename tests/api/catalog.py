@@ -44,7 +44,8 @@ async def seed(rt: Runtime, name: str) -> World:
     upload, asset, token = await s.media.initiate_upload(
         op, name="a.bin", content_type="application/octet-stream", size_bytes=4
     )
-    key, _ = await s.keys.create(op, name="other", scopes=["studios:read"])
+    # only keys:manage, so a key holding just that scope may rotate or revoke it (a key cannot touch a stronger one)
+    key, _ = await s.keys.create(op, name="other", scopes=["keys:manage"])
     w = World(acct.id, secret, upload_token=token)
     w.ids.update(
         studio=studio.id,
@@ -137,7 +138,7 @@ ROUTES: tuple[Route, ...] = (
         lambda w: {"name": "b.bin", "contentType": "application/octet-stream", "sizeBytes": 3},
     ),
     Route("GET", "/v1/keys", "keys:manage", (200,)),
-    Route("POST", "/v1/keys", "keys:manage", (201,), lambda w: {"name": "ci", "scopes": ["studios:read"]}),
+    Route("POST", "/v1/keys", "keys:manage", (201,), lambda w: {"name": "ci", "scopes": ["keys:manage"]}),
     Route("DELETE", "/v1/keys/{key}", "keys:manage", (204,)),
     Route("POST", "/v1/keys/{key}/rotate", "keys:manage", (201,), lambda w: {"gracePeriodSeconds": 0}),
 )

@@ -232,3 +232,17 @@ def test_serve_refuses_a_bad_file_and_a_busy_port_without_traceback(cli: Cli) ->
         busy = cli.run("serve", str(cli.path), config=False)
     assert busy.returncode != 0 and "address already in use" in busy.stderr
     _no_traceback(busy)
+
+
+def test_operator_sets_a_key_rate_limit_above_the_default(cli: Cli) -> None:
+    # /v1 may only lower a key's bucket; raising it is the operator's, from the shell
+    cli.json("accounts", "create", "acme")
+    args = ("keys", "create", "--account", "acme", "--name", "bulk", "--scope", "studios:read")
+    key = cli.json(*args, "--rate-capacity", "100000", "--rate-refill", "5000")
+    assert key["rateLimit"] == {"capacity": 100000, "refillPerSecond": 5000.0}
+    half = cli.run(*args, "--rate-capacity", "10")
+    assert half.returncode == 1 and "--rate-refill" in half.stderr
+    _no_traceback(half)
+    bad = cli.run(*args, "--rate-capacity", "0", "--rate-refill", "1")
+    assert bad.returncode == 1 and "rateLimit" in bad.stderr
+    _no_traceback(bad)

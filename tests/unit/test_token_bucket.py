@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Iterator
+from typing import Any
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -59,23 +63,25 @@ def test_never_more_than_capacity_plus_rate_times_t_in_any_window(
     capacity=capacities,
     rate=rates,
     steps=st.lists(
-        st.tuples(st.one_of(st.just(0.0), st.floats(min_value=0, max_value=2)), st.sampled_from("abcde")),
+        st.tuples(st.one_of(st.just(0.0), st.floats(min_value=0, max_value=2)), st.sampled_from("abcdefg")),
         min_size=20,
         max_size=300,
     ),
-    overrides=st.dictionaries(st.sampled_from("abcde"), capacities),
+    overrides=st.dictionaries(st.sampled_from("abcdefg"), capacities),
 )
-def test_bound_holds_per_key_when_buckets_are_evicted(
+def test_bound_holds_per_key_at_the_key_cap(
     capacity: int, rate: float, steps: list[tuple[float, str]], overrides: dict[str, int]
 ) -> None:
-    # max_keys=2 forces eviction all the time; keys have their own capacities (per-key overrides)
+    # as many keys as max_keys, each with its own capacity (per-key overrides): the store is full all the
+    # time, and a bucket is forgotten only once max_keys *other* keys were used since its own last use
     clock = FakeClock()
-    bucket = TokenBucket(clock, max_keys=2)
+    bucket = TokenBucket(clock, max_keys=7)
     grants: dict[str, list[float]] = {}
     for gap, key in steps:
         clock.now += gap
         if bucket.take(key, overrides.get(key, capacity), rate).allowed:
             grants.setdefault(key, []).append(clock.now)
+        assert len(bucket) <= 7
     for key, times in grants.items():
         ok, why = _max_in_any_window_ok(times, overrides.get(key, capacity), rate)
         assert ok, f"key {key}: {why}"
@@ -143,18 +149,52 @@ def test_a_clock_that_steps_back_earns_nothing() -> None:
     assert bucket.take("k", 3, 1.0).allowed
 
 
-def test_eviction_drops_only_full_buckets() -> None:
+def test_eviction_drops_the_least_recently_used_bucket() -> None:
     clock = FakeClock()
     bucket = TokenBucket(clock, max_keys=2)
-    bucket.take("drained", 2, 1.0)
-    bucket.take("drained", 2, 1.0)
-    bucket.take("idle", 2, 1.0)
-    clock.now += 1.0  # "idle" is full again, "drained" is not
+    bucket.take("old", 2, 1.0)
+    bucket.take("recent", 2, 1.0)
+    bucket.take("recent", 2, 1.0)
+    bucket.take("old", 2, 1.0)  # "old" is now the most recently used
     bucket.take("new", 2, 1.0)
     assert len(bucket) == 2
-    # "drained" kept its state: one token refilled in one second, not a fresh bucket of two
-    after = bucket.take("drained", 2, 1.0)
+    clock.now += 1.0
+    # "old" kept its state: empty, plus one token refilled in one second, not a fresh bucket of two
+    after = bucket.take("old", 2, 1.0)
     assert after.allowed and after.remaining == 0
+    # "recent" was dropped: it starts again from a full bucket
+    assert bucket.take("recent", 2, 1.0).remaining == 1
+
+
+class CountingDict(OrderedDict[str, Any]):
+    """Counts every walk over the buckets: eviction must not need one."""
+
+    walks = 0
+
+    def __iter__(self) -> Iterator[str]:
+        CountingDict.walks += 1
+        return super().__iter__()
+
+    def items(self) -> Any:
+        CountingDict.walks += 1
+        return super().items()
+
+    def values(self) -> Any:
+        CountingDict.walks += 1
+        return super().values()
+
+
+def test_many_distinct_keys_stay_bounded_and_eviction_does_not_scan() -> None:
+    clock = FakeClock()
+    bucket = TokenBucket(clock, max_keys=100)
+    bucket._state = CountingDict(bucket._state)
+    CountingDict.walks = 0
+    # drained buckets that never refill in the test's time: none of them is "full", all must still go
+    for i in range(5_000):
+        bucket.take(f"addr:{i}", 1, 1e-6)
+        assert len(bucket) <= 100
+    assert len(bucket) == 100
+    assert CountingDict.walks == 0
 
 
 @pytest.mark.anyio

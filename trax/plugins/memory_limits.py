@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections import OrderedDict
 from collections.abc import Callable
 from typing import Any
 
@@ -23,7 +24,7 @@ class BucketOptions(BaseModel):
 
 class MemoryLimiterOptions(BucketOptions):
     max_keys: int = Field(default=100_000, ge=1)
-    """Buckets kept at most; full, idle buckets are dropped first (a full bucket carries no state)."""
+    """Buckets kept at most; past it the least recently used bucket is dropped (one step, no scan)."""
 
 
 # Float arithmetic may leave a bucket a hair under a whole token at the very
@@ -39,16 +40,20 @@ class TokenBucket:
     injectable so tests can drive time; there is no await inside ``take``, so
     no lock is needed on one event loop.
 
-    ``max_keys`` is a soft cap: when it is reached only buckets that are full
-    *by their own* capacity and rate are dropped (a full bucket carries no
-    state). A partly drained bucket is never dropped, because forgetting it
-    would hand its key a fresh full bucket and break the
-    ``capacity + rate * T`` bound the contract promises.
+    ``max_keys`` is a hard cap, kept by a least-recently-used order: every
+    ``take`` moves its key to the end, and a new key past the cap drops the
+    first one. Both are O(1), whatever the number of keys: keys are attacker
+    input (client addresses, key ids), so an eviction that walked the buckets
+    would let a flood of fresh keys make every request pay for all of them.
+    The ``capacity + rate * T`` bound therefore holds for a key as long as
+    fewer than ``max_keys`` other keys are used between two of its requests;
+    a key forgotten after that starts again from a full bucket. The bucket
+    forgotten is the one idle longest, the most likely to be full anyway.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, max_keys: int = 100_000) -> None:
         self._clock = clock
-        self._state: dict[str, tuple[float, float, int, float]] = {}
+        self._state: OrderedDict[str, tuple[float, float, int, float]] = OrderedDict()
         self._max_keys = max_keys
 
     def __len__(self) -> int:
@@ -60,9 +65,10 @@ class TokenBucket:
         stamp = now
         if state is None:
             tokens = float(capacity)
-            if len(self._state) >= self._max_keys:
-                self._evict(now)
+            while len(self._state) >= self._max_keys:
+                self._state.popitem(last=False)
         else:
+            self._state.move_to_end(key)
             tokens, last = state[0], state[1]
             tokens = min(float(capacity), tokens + max(0.0, now - last) * rate)
             stamp = max(now, last)  # a clock that steps back must not earn the same interval twice
@@ -77,15 +83,6 @@ class TokenBucket:
             reset_after=max(0.0, (capacity - tokens) / rate),
             retry_after=0.0 if allowed else max(0.0, (cost - tokens) / rate),
         )
-
-    def _evict(self, now: float) -> None:
-        full = [
-            k
-            for k, (tokens, last, capacity, rate) in self._state.items()
-            if tokens + max(0.0, now - last) * rate >= capacity
-        ]
-        for k in full:
-            del self._state[k]
 
 
 class MemoryRateLimiter:

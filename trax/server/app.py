@@ -19,6 +19,7 @@ from litestar.routes import HTTPRoute
 
 from trax import __version__
 from trax.runtime import Runtime
+from trax.server.auth_throttle import AUTH_THROTTLE_STATE, AuthThrottle
 from trax.server.controllers.chat import ChatController
 from trax.server.controllers.connections import ConnectionController
 from trax.server.controllers.destinations import DestinationController
@@ -54,6 +55,11 @@ class TraxApiPlugin(InitPlugin):
         self._openapi(app_config)
         self._lifespan(app_config)
         app_config.state["runtime"] = self.runtime
+        limits = self.runtime.settings.limits
+        # one per app, shared by every route's gate (Litestar builds a gate per route handler)
+        app_config.state[AUTH_THROTTLE_STATE] = AuthThrottle(
+            self.runtime.limiter, limits.auth_failure_capacity, limits.auth_failure_refill_per_second
+        )
         app_config.debug = False
         return app_config
 

@@ -29,7 +29,9 @@ from trax.domain.errors import (
     UnsupportedMediaType,
     WriteDisabled,
 )
+from trax.interfaces import Decision
 from trax.runtime import Runtime
+from trax.server.auth_throttle import AUTH_THROTTLE_STATE, AuthThrottle, address_key
 from trax.server.errors import RATE_KEY, request_id, retry_after_seconds
 from trax.server.fastpath import JSON_HEADERS, FastList, PageBodies, check_page_size
 from trax.services.principal import Principal
@@ -84,7 +86,7 @@ class Gate:
         # one gate per route handler (Litestar builds the stack per handler), so this is per route
         self.pages = PageBodies()
 
-    def _bind(self, runtime: Runtime) -> None:
+    def _bind(self, runtime: Runtime, throttle: AuthThrottle) -> None:
         # the runtime comes from app state: Litestar deep-copies routers, so it cannot be a middleware kwarg
         self.runtime = runtime
         s = runtime.settings
@@ -94,6 +96,9 @@ class Gate:
         self.costs = dict(s.limits.route_costs)
         self.meta_capacity = s.limits.meta_capacity
         self.meta_refill = s.limits.meta_refill_per_second
+        self.account_capacity = s.limits.account_capacity
+        self.account_refill = s.limits.account_refill_per_second
+        self.auth_throttle = throttle
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":  # type: ignore[comparison-overlap]
@@ -102,7 +107,8 @@ class Gate:
         scope = cast(HTTPScope, scope)
         request_id(scope)
         if self.runtime is None:
-            self._bind(scope["app"].state.runtime)
+            state = scope["app"].state
+            self._bind(state.runtime, state[AUTH_THROTTLE_STATE])
         opt = scope["route_handler"].opt
         method = scope["method"]
         if method == "OPTIONS" or method == "HEAD":
@@ -125,13 +131,21 @@ class Gate:
             return
         principal = await self._authenticate(scope)
         rl = principal.rate_limit
-        await self._limit(
+        cost = self.costs.get(opt.get("operation", ""), 1)
+        decision = await self._limit(
             scope,
             principal.rate_limit_key,
             rl.capacity if rl else self.capacity,
             rl.refill_per_second if rl else self.refill,
-            self.costs.get(opt.get("operation", ""), 1),
+            cost,
         )
+        if self.account_capacity is not None:
+            # on top of the key's own bucket: an account's keys share one, however many it creates
+            shared = await self._limit(
+                scope, f"acct:{principal.account_id}", self.account_capacity, self.account_refill, cost, report=False
+            )
+            if shared.remaining < decision.remaining:
+                scope["state"][RATE_KEY] = shared  # the headers tell the tighter of the two
         required: str | None = opt.get("scope")
         if required is not None and required not in principal.scopes:
             raise Forbidden(f"This credential lacks the '{required}' scope.", required_scope=required)
@@ -157,22 +171,41 @@ class Gate:
         await self.app(scope, receive, send)
 
     async def _authenticate(self, scope: Scope) -> Principal:
-        credential = _credential(scope)
-        if not credential:
-            raise Unauthorized("A credential is required: 'Authorization: Bearer <key>' or X-API-Key.")
-        assert self.runtime is not None
-        for authenticator in self.runtime.authenticators:
-            principal: Principal | None = await authenticator.authenticate(credential)
-            if principal is not None:
-                return principal
-        raise Unauthorized("The credential is not recognised.")
+        client = scope.get("client")
+        address = address_key(client[0] if client else None)
+        credential: str | None = None
+        try:
+            credential = _credential(scope)
+            if not credential:
+                raise Unauthorized("A credential is required: 'Authorization: Bearer <key>' or X-API-Key.")
+            # before any hash or lookup: an address that keeps failing is refused from memory
+            wait = self.auth_throttle.refused_for(address, credential)
+            if wait > 0:
+                raise RateLimited(
+                    "Too many failed authentications from this address; retry later.",
+                    retry_after=retry_after_seconds(wait),
+                )
+            assert self.runtime is not None
+            for authenticator in self.runtime.authenticators:
+                principal: Principal | None = await authenticator.authenticate(credential)
+                if principal is not None:
+                    self.auth_throttle.succeeded(credential)
+                    return principal
+            raise Unauthorized("The credential is not recognised.")
+        except Unauthorized:
+            await self.auth_throttle.failed(address, credential)
+            raise
 
-    async def _limit(self, scope: Scope, key: str, capacity: int, refill: float, cost: int) -> None:
+    async def _limit(
+        self, scope: Scope, key: str, capacity: int, refill: float, cost: int, *, report: bool = True
+    ) -> Decision:
         assert self.runtime is not None
         decision = await self.runtime.limiter.acquire(key, capacity=capacity, refill_per_second=refill, cost=cost)
-        scope["state"][RATE_KEY] = decision
+        if report or not decision.allowed:
+            scope["state"][RATE_KEY] = decision
         if not decision.allowed:
             raise RateLimited(retry_after=retry_after_seconds(decision.retry_after))
+        return decision
 
     def _write_flag(self, method: str, required: str | None) -> None:
         if method not in MUTATING:

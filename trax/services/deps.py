@@ -9,6 +9,7 @@ from datetime import datetime, timedelta
 from trax.domain.base import utcnow
 from trax.domain.events import Event
 from trax.domain.ids import IdGenerator
+from trax.domain.keys import RateLimitOverride
 from trax.domain.pages import CursorCodec
 from trax.interfaces import BlobStore, Broadcaster, EventBus, Platform, Storage
 
@@ -44,6 +45,8 @@ class ServiceDeps:
     media: MediaPolicy = field(default_factory=MediaPolicy)
     broadcast: Broadcaster | None = None
     """Set by the runtime once built; ``None`` runs no programs (go-live only records the state)."""
+    key_rate_cap: RateLimitOverride | None = None
+    """The deployment's default bucket: the most a key may grant another through the keys API (``None``: no cap)."""
 
     def now(self) -> datetime:
         return utcnow()

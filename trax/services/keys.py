@@ -13,7 +13,7 @@ from trax.domain.keys import DISPLAY_PREFIX_LEN, ApiKey, RateLimitOverride, hash
 from trax.domain.pages import Page
 from trax.domain.scopes import normalize_scopes, unknown_scopes
 from trax.interfaces import Insert, Update
-from trax.services import validation
+from trax.services import key_policy, validation
 from trax.services.deps import ServiceDeps
 from trax.services.paging import keyset_page
 from trax.services.principal import Principal
@@ -51,6 +51,9 @@ class KeyService:
             raise InvalidRequest("At least one scope is required.", param="scopes")
         if rate_limit is not None and (rate_limit.capacity < 1 or rate_limit.refill_per_second <= 0):
             raise InvalidRequest("rateLimit needs capacity >= 1 and refillPerSecond > 0.", param="rateLimit")
+        if expires_at is None and not actor.is_operator:
+            expires_at = actor.ends_at  # a key's new key ends when it does unless told otherwise
+        key_policy.check_create(actor, scopes, rate_limit, expires_at, self._d.key_rate_cap)
         key, secret = self._new_key(actor.account_id, name, normalize_scopes(scopes), expires_at, rate_limit)
         await self._d.storage.apply([Insert(key)])
         return key, secret
@@ -92,6 +95,7 @@ class KeyService:
 
     async def revoke(self, actor: Principal, key_id: str, *, at: datetime | None = None) -> ApiKey:
         key = await self.get(actor, key_id)
+        key_policy.check_revoke(actor, key)
         now = self._d.now()
         when = at or now
         if key.revoked_at is not None and key.revoked_at <= when:
@@ -108,6 +112,10 @@ class KeyService:
         now = self._d.now()
         if not old.is_active(now):
             raise Conflict("A revoked or expired key cannot be rotated.")
+        if old.revoked_at is not None:
+            # its replacement exists already: a second rotation would mint a second live successor
+            raise Conflict("This key has already been rotated (its revocation is scheduled); rotate its replacement.")
+        key_policy.check_rotate(actor, old, self._d.key_rate_cap)
         new, secret = self._new_key(old.account_id, old.name, old.scopes, old.expires_at, old.rate_limit)
         retired = replace(
             old, revoked_at=now + timedelta(seconds=grace_seconds), updated_at=self._d.bump(old.updated_at)
@@ -128,8 +136,14 @@ class KeyService:
         if not key.is_active(now):
             raise Unauthorized("The API key is revoked or expired.")
         self._usage[key.id] = now  # flushed in bulk by flush_usage(), never a write per request
+        ends = [t for t in (key.expires_at, key.revoked_at) if t is not None]
         return Principal(
-            account_id=key.account_id, scopes=frozenset(key.scopes), key_id=key.id, rate_limit=key.rate_limit
+            account_id=key.account_id,
+            scopes=frozenset(key.scopes),
+            key_id=key.id,
+            rate_limit=key.rate_limit,
+            ends_at=min(ends) if ends else None,
+            superseded=key.revoked_at is not None,
         )
 
     async def flush_usage(self) -> int:
