@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from tests.support.processes import end
 from tests.support.server import ServerProcess, dev_config
 from trax.domain.scopes import SCOPES
 from trax.ports import free_port
@@ -109,13 +110,7 @@ def encoding(cmd: list[str]) -> Iterator[subprocess.Popen[bytes]]:
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end(proc, 15)
 
 
 def ffprobe_packets(ffprobe: str, file: Path, stream: str = "v:0") -> list[float]:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.support.processes import end
+
 FPS = 30
 
 
@@ -59,13 +61,7 @@ def process(
     try:
         yield proc
     finally:
-        if proc.poll() is None:
-            proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        end(proc)
 
 
 _TB = re.compile(rb"^#tb 0: (\d+)/(\d+)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import threading
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -168,3 +169,27 @@ def decoded_file_frames(path: Path) -> dict[str, int]:
             kind = "video" if isinstance(frame, av.VideoFrame) else "audio"
             counts[kind] = counts.get(kind, 0) + 1
     return counts
+
+
+def idle_reader(port: int, streamid: str, stop: threading.Event, *, source: str | None = None) -> bool:
+    """A libsrt caller (bound to ``source`` if given) that opens a path and then never reads until ``stop``.
+
+    Returns whether the listener accepted it. Blocking: run it with ``asyncio.to_thread``.
+    """
+    lib = libsrt.load()
+    lib.startup()
+    sock = lib.create_socket()
+    try:
+        lib.set_int(sock, libsrt.SRTO_TRANSTYPE, libsrt.SRTT_LIVE)
+        lib.set_bytes(sock, libsrt.SRTO_STREAMID, streamid.encode())
+        if source is not None:
+            lib.bind(sock, source, 0)
+        try:
+            lib.connect(sock, "127.0.0.1", port)
+        except libsrt.SrtError:
+            return False
+        stop.wait(30)
+        return True
+    finally:
+        lib.close(sock)
+        lib.cleanup()

@@ -8,30 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.srt_support import publish_cmd, require_srt, run, srt_env
+from tests.ingest.srt_support import idle_reader, publish_cmd, require_srt, run, srt_env
 from trax.ingest.srt import libsrt
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
-
-
-def reader_from(source: str, port: int, streamid: str, stop: threading.Event) -> bool:
-    """A libsrt caller bound to ``source`` that reads a path and then idles; whether it was accepted."""
-    lib = libsrt.load()
-    lib.startup()
-    sock = lib.create_socket()
-    try:
-        lib.set_int(sock, libsrt.SRTO_TRANSTYPE, libsrt.SRTT_LIVE)
-        lib.set_bytes(sock, libsrt.SRTO_STREAMID, streamid.encode())
-        lib.bind(sock, source, 0)
-        try:
-            lib.connect(sock, "127.0.0.1", port)
-        except libsrt.SrtError:
-            return False
-        stop.wait(30)
-        return True
-    finally:
-        lib.close(sock)
-        lib.cleanup()
 
 
 async def test_one_address_is_capped_and_an_encoder_from_another_gets_in(tmp_path: Path) -> None:
@@ -40,8 +20,10 @@ async def test_one_address_is_capped_and_an_encoder_from_another_gets_in(tmp_pat
         read = await env.token("read")
         stop = threading.Event()
         streamid = f"read:{env.path}:trax:{read}"
-        waiting = [asyncio.create_task(asyncio.to_thread(reader_from, "127.0.0.2", env.port, streamid, stop))]
-        waiting.append(asyncio.create_task(asyncio.to_thread(reader_from, "127.0.0.2", env.port, streamid, stop)))
+        waiting = [
+            asyncio.create_task(asyncio.to_thread(idle_reader, env.port, streamid, stop, source="127.0.0.2"))
+            for _ in range(2)
+        ]
         try:
             for _ in range(200):
                 if env.transport.connections == 2:
@@ -49,7 +31,7 @@ async def test_one_address_is_capped_and_an_encoder_from_another_gets_in(tmp_pat
                 await asyncio.sleep(0.05)
             assert env.transport.connections == 2
             before = env.transport.refused.get(libsrt.REJX_OVERLOAD, 0)
-            third = await asyncio.to_thread(reader_from, "127.0.0.2", env.port, streamid, threading.Event())
+            third = await asyncio.to_thread(idle_reader, env.port, streamid, threading.Event(), source="127.0.0.2")
             assert not third  # this address has its share
             assert env.transport.refused.get(libsrt.REJX_OVERLOAD, 0) == before + 1
             token = await env.token("publish")
@@ -79,7 +61,7 @@ async def test_a_stream_key_check_that_hangs_ends_the_caller_at_the_deadline(tmp
         key = "live_" + "k" * 32
         streamid = f"publish:{env.path}:{key}:{key}"
         stop = threading.Event()
-        first = asyncio.create_task(asyncio.to_thread(reader_from, "127.0.0.2", env.port, streamid, stop))
+        first = asyncio.create_task(asyncio.to_thread(idle_reader, env.port, streamid, stop, source="127.0.0.2"))
         try:
             for _ in range(100):
                 if env.transport.connections:
@@ -87,7 +69,7 @@ async def test_a_stream_key_check_that_hangs_ends_the_caller_at_the_deadline(tmp
                 await asyncio.sleep(0.05)
             assert env.transport.connections == 1  # accepted provisionally; its key is being checked
             # a second unchecked caller from the same address is refused in the handshake
-            assert not await asyncio.to_thread(reader_from, "127.0.0.2", env.port, streamid, threading.Event())
+            assert not await asyncio.to_thread(idle_reader, env.port, streamid, threading.Event(), source="127.0.0.2")
             for _ in range(100):  # the check is abandoned after auth_timeout_seconds and the caller closed
                 if not env.transport.connections:
                     break

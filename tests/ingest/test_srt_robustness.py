@@ -12,7 +12,16 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.srt_support import FRAMES, collect, decoded_frames, publish_cmd, require_srt, run, srt_env
+from tests.ingest.srt_support import (
+    FRAMES,
+    collect,
+    decoded_frames,
+    idle_reader,
+    publish_cmd,
+    require_srt,
+    run,
+    srt_env,
+)
 from trax.ingest.srt import libsrt
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -43,25 +52,6 @@ def srt_threads() -> list[str]:
     return [t.name for t in threading.enumerate() if t.name.startswith("trax-srt-conn")]
 
 
-def stalled_reader(port: int, streamid: str, stop: threading.Event) -> bool:
-    """A libsrt caller that reads a path and then never calls recv; returns whether it was accepted."""
-    lib = libsrt.load()
-    lib.startup()
-    sock = lib.create_socket()
-    try:
-        lib.set_int(sock, libsrt.SRTO_TRANSTYPE, libsrt.SRTT_LIVE)
-        lib.set_bytes(sock, libsrt.SRTO_STREAMID, streamid.encode())
-        try:
-            lib.connect(sock, "127.0.0.1", port)
-        except libsrt.SrtError:
-            return False
-        stop.wait(30)
-        return True
-    finally:
-        lib.close(sock)
-        lib.cleanup()
-
-
 async def test_garbage_half_open_and_stalled_peers_cost_only_themselves(tmp_path: Path) -> None:
     require_srt()
     async with srt_env(tmp_path) as env:
@@ -71,7 +61,7 @@ async def test_garbage_half_open_and_stalled_peers_cost_only_themselves(tmp_path
         hub_side = asyncio.create_task(collect(env))
         stop_reader = threading.Event()
         reader = asyncio.create_task(
-            asyncio.to_thread(stalled_reader, env.port, f"read:{env.path}:trax:{read_token}", stop_reader)
+            asyncio.to_thread(idle_reader, env.port, f"read:{env.path}:trax:{read_token}", stop_reader)
         )
         publisher = asyncio.create_task(
             run(publish_cmd(env.url(f"publish:{env.path}:trax:{token}", linger="2")), limit=40)
