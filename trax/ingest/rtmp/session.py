@@ -360,7 +360,7 @@ class RtmpSession:
             log.info("%s %s: publish refused: %s", self.protocol, self.peer, exc.message)
             await self._refuse_status(stream_id, "NetStream.Publish.BadName", f"Unauthorized: {exc.message}")
             return
-        if self.env.hub.publisher(path) is not None:
+        if not self.env.hub.can_take_over(path):
             await self._refuse_status(stream_id, "NetStream.Publish.BadName", "The path already has a publisher.")
         self._authorised_now()
         self.publishing = _Publishing(stream_id, path, FlvIngest())
@@ -432,7 +432,7 @@ class RtmpSession:
             self._abort(hard=False)
             return
         try:
-            publisher = await self.env.hub.open_publisher(pub.path, self.protocol, tracks)
+            publisher = await self.env.hub.open_publisher(pub.path, self.protocol, tracks, takeover=True)
         except Conflict:
             self._on_status(pub.stream_id, "error", "NetStream.Publish.BadName", "The path already has a publisher.")
             self._abort(hard=False)
