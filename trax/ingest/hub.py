@@ -32,8 +32,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import dataclasses
+import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence

@@ -35,8 +35,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from trax.domain.errors import Conflict, TraxError, Unauthorized
 from trax.domain.paths import is_valid_path
-from trax.ingest.hub import TAKEOVER_REASON
 from trax.ingest.addresses import AddressSlot, AddressSlots
+from trax.ingest.hub import TAKEOVER_REASON
 from trax.ingest.media import Packet, Track
 from trax.ingest.srt import libsrt
 from trax.ingest.srt.connection import Connection, SrtInput, SrtOutput
