@@ -385,7 +385,7 @@ class SrtTransport:
     # publishing ------------------------------------------------------------------------
 
     def _publish(self, conn: Connection, sid: StreamId) -> None:
-        from trax.ingest.srt.demux import DemuxError, TsDemuxer
+        from trax.ingest.srt.demux import DemuxEnded, DemuxError, TsDemuxer
 
         lib = self._require_lib()
         source = SrtInput(lib, conn, self._stop, idle_seconds=self.runtime.hub.idle_timeout)
@@ -393,6 +393,9 @@ class SrtTransport:
         try:
             try:
                 tracks = demuxer.open()
+            except DemuxEnded as exc:  # a normal end (the sender's input ran dry), not a fault of the stream
+                log.info("SRT %s publishing %s: %s (%d bytes)", conn.peer, sid.path, exc, source.bytes)
+                return
             except DemuxError as exc:
                 log.warning("SRT %s publishing %s: %s", conn.peer, sid.path, exc)
                 return
