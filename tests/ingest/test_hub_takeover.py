@@ -27,6 +27,7 @@ async def test_a_new_protocol_publisher_takes_over_and_readers_stay() -> None:
         old.send(frame(n, key=n == 0))
     assert len(await drain(reader)) == 5
     new = await hub.open_publisher("p", "rtmp", [VIDEO], takeover=True)
+    old.send(frame(5, key=True))  # still sending while it is being closed: nobody gets it
     await asyncio.sleep(0)  # the old one's close runs as a task
     await old.wait_closed()
     assert reasons == [TAKEOVER_REASON]

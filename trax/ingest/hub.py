@@ -119,7 +119,7 @@ class Publisher:
         return packet.keyframe and (self.key_track is None or packet.track == self.key_track)
 
     def send(self, packet: Packet) -> None:
-        if self.closed:
+        if self.closed or self.taken_over:  # taken over: its close is under way, the path is not its own
             return
         self.last_packet_at = time.monotonic()
         if self.packets == 0:
