@@ -186,7 +186,8 @@ class IngestSettings(_Section):
     """A new authorised publisher (RTMP, SRT, WHIP) on a path that has one replaces it (as MediaMTX does), so a
     crashed encoder gets its path back at once; off: it is refused (RTMP BadName, SRT 1409, WHIP 409)."""
     keyframe_warning_seconds: float = Field(default=10.0, gt=0)
-    """A publisher whose video sends no keyframe this long gets the status reason ``no_keyframes``."""
+    """A publisher whose video has sent no keyframe at all this long after it opened gets the status reason
+    ``no_keyframes`` (status stays ``live``)."""
 
 
 class BroadcastSettings(_Section):

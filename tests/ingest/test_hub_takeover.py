@@ -107,6 +107,39 @@ async def test_video_without_keyframes_gets_a_reason_once(caplog: pytest.LogCapt
     await hub.close()
 
 
+async def test_a_webrtc_publisher_is_asked_for_a_keyframe_before_the_warning() -> None:
+    sink = Sink()
+    hub = PathHub(sink, keyframe_warning_seconds=0.3, idle_timeout=5)
+    pub = await hub.open_publisher("p", "whip", [VIDEO], takeover=True)
+    asked: list[float] = []
+    pub.on_keyframe_request = lambda: asked.append(asyncio.get_running_loop().time())
+    n = 0
+    async with asyncio.timeout(5):
+        while not asked:  # past the limit: asked first, not flagged yet
+            pub.send(frame(n := n + 1))
+            await asyncio.sleep(0.025)
+    assert not pub.no_keyframes
+    flagged_after = 0.0
+    async with asyncio.timeout(5):
+        while not pub.no_keyframes:  # it never answers: flagged once the limit has passed again
+            pub.send(frame(n := n + 1))
+            await asyncio.sleep(0.025)
+            flagged_after = asyncio.get_running_loop().time() - asked[0]
+    assert flagged_after >= 0.3
+    await hub.close()
+
+
+async def test_a_long_keyframe_interval_is_not_flagged() -> None:
+    sink = Sink()
+    hub = PathHub(sink, keyframe_warning_seconds=0.3, idle_timeout=5)
+    pub = await hub.open_publisher("p", "rtmp", [VIDEO], takeover=True)
+    for n in range(30):  # one keyframe, then 0.75 s of others (x264's 10 s GOP, scaled down)
+        pub.send(frame(n, key=n == 0))
+        await asyncio.sleep(0.025)
+    await hub.close()
+    assert all(reason is None for _, _, reason in sink.seen)
+
+
 async def test_video_with_keyframes_gets_no_reason() -> None:
     sink = Sink()
     hub = PathHub(sink, keyframe_warning_seconds=0.3, idle_timeout=5)

@@ -23,9 +23,10 @@ connection); readers stay attached and continue with the new one at its next
 keyframe, its timestamps moved on to follow the old ones (a muxer must not see
 them jump back).
 
-A publisher whose video has sent no keyframe for ``keyframe_warning_seconds``
-keeps its status but gets the reason :data:`NO_KEYFRAMES_REASON`: no reader can
-start such a stream, and the reason says why (cleared at the first keyframe).
+A publisher whose video has sent no keyframe at all ``keyframe_warning_seconds``
+after it opened keeps its status but gets the reason :data:`NO_KEYFRAMES_REASON`:
+no reader can start such a stream, and the reason says why (cleared at the first
+keyframe).
 """
 
 from __future__ import annotations
@@ -91,6 +92,7 @@ class Publisher:
         self.last_keyframe_at: float | None = None
         self.no_keyframes = False
         """The keyframe warning is on (reason ``no_keyframes`` recorded)."""
+        self._keyframe_asked_at: float | None = None
         self._time_base = {t.index: t.time_base for t in self.tracks}
         self._shift: dict[int, int] | None = None
         """Per track, added to every timestamp (after a takeover), fixed at the first packet."""
@@ -166,12 +168,24 @@ class Publisher:
         return dataclasses.replace(packet, pts=packet.pts + shift, dts=packet.dts + shift)
 
     def check_keyframes(self, now: float, limit: float) -> None:
-        """Record ``no_keyframes`` (once) when video has flowed ``limit`` seconds without a keyframe."""
-        if self.no_keyframes or self.key_track is None or self.packets == 0 or self.closed:
+        """Record ``no_keyframes`` (once) when media has flowed ``limit`` seconds and the video never had a keyframe.
+
+        Only "never": once one came, the GOP cache starts newcomers on it, and long keyframe intervals
+        are normal (x264's default is 250 frames, 10 s at 25 fps; WebRTC encoders send them on request).
+        """
+        if self.no_keyframes or self.keyframes or self.key_track is None or self.packets == 0 or self.closed:
             return
-        since = self.last_keyframe_at if self.last_keyframe_at is not None else self.opened_at
+        since = self.opened_at
         if now - since < limit:
             return
+        if self.on_keyframe_request is not None:  # a WebRTC encoder: ask first, and give it as long again
+            if self._keyframe_asked_at is None:
+                self._keyframe_asked_at = now
+                self.request_keyframe()
+                return
+            since = self._keyframe_asked_at
+            if now - since < limit:
+                return
         self.no_keyframes = True
         log.warning(
             "%s: its %s publisher has sent no video keyframe for %.0f s; no reader can start it "
