@@ -78,8 +78,10 @@ async def test_a_second_publisher_takes_over_and_the_player_keeps_playing(tmp_pa
         assert rc2 == 0, err2
         assert old is not None and old.taken_over
         # the first encoder was disconnected, not left to run its 20 s
-        rc1, _ = await asyncio.wait_for(first, 10)
+        rc1, err1 = await asyncio.wait_for(first, 10)
         assert rc1 != 0
+        if protocol == "rtmp":  # the encoder is told why
+            assert "Taken over by a new publisher" in err1, err1
         assert time.monotonic() - started < 12
         rc_play, err_play = await asyncio.wait_for(player, 20)
         assert rc_play == 0, err_play
