@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.ingest.srt_support import require_srt, run, srt_env
+from tests.ingest.srt_support import collect, decoded_frames, require_srt, run, srt_env
 from tests.support.tools import require_tool
 from trax.domain.sources import SourceStatus
 from trax.ingest.hub import NO_KEYFRAMES_REASON
@@ -35,6 +35,7 @@ async def test_keyframes_that_never_arrive_get_a_reason(
         rt = env.runtime
         token = await env.token("publish")
         uri = f"srt://127.0.0.1:{env.port}?streamid=publish:{env.path}:trax:{token}"
+        reading = asyncio.create_task(collect(env))
         sender = asyncio.create_task(run(gst_srt_cmd(gst, uri, seconds=5, aligned=aligned), limit=30))
         reasons: list[str | None] = []
         packets = 0
@@ -49,10 +50,14 @@ async def test_keyframes_that_never_arrive_get_a_reason(
         rc, err = await sender
         assert rc == 0, err
         assert packets > 50  # media did flow
+        tracks, got = await asyncio.wait_for(reading, 20)
+        frames = decoded_frames(tracks, got).get("video", 0)
         warnings = [r for r in caplog.records if "no video keyframe" in r.getMessage()]
         if aligned:  # 7 TS packets per buffer fit a 1316-byte SRT message: keyframes arrive, no reason
             assert reasons and set(reasons) == {None}
             assert warnings == []
+            assert frames >= 0.8 * 5 * 25
         else:  # every buffer over 1316 bytes (every keyframe) was dropped by srtsink: live, but why it cannot play
             assert NO_KEYFRAMES_REASON in reasons
             assert len(warnings) == 1 and env.path in warnings[0].getMessage()
+            assert frames == 0  # what the reason explains: a reader never gets a picture

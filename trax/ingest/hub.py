@@ -446,6 +446,10 @@ class PathHub:
         """End every publisher (their Sources go idle) and stop the hub's tasks."""
         for pub in list(self._publishers.values()):
             await pub.close()
+        # publishers being ended by the watchdog or a takeover: let them finish (their close callbacks)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.gather(*self._closing, return_exceptions=True)
         for readers in list(self._waiting.values()):
             for r in list(readers):
                 r._end()
