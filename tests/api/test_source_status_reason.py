@@ -44,7 +44,8 @@ async def test_no_keyframes_is_visible_on_the_source(make_api: Any) -> None:
         assert body["status"] == "live" and body["statusReason"] == "no_keyframes"
         pub.send(Packet(0, b"\x00\x00\x01\x65", n * 3600, n * 3600, True))
         async with asyncio.timeout(10):
-            while (body := await source()).get("statusReason") is not None:  # cleared by the first keyframe
+            # cleared by the first keyframe
+            while (body := await source()).get("statusReason") is not None:  # noqa: ASYNC110 - polls the API
                 await asyncio.sleep(0.05)
         assert body["status"] == "live"
         await pub.close()
