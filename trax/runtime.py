@@ -160,6 +160,8 @@ class Runtime:
             self.services.sources,
             idle_timeout=s.ingest.idle_timeout_seconds,
             max_readers_per_path=s.ingest.max_readers_per_path,
+            publisher_takeover=s.ingest.publisher_takeover,
+            keyframe_warning_seconds=s.ingest.keyframe_warning_seconds,
         )
         self.broadcasts = None
         if s.broadcast.enabled:

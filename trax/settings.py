@@ -182,6 +182,12 @@ class IngestSettings(_Section):
     idle_timeout_seconds: float = Field(default=5.0, gt=0)
     """A publisher that sends nothing this long is ended (instead of ~30 s of ICE consent)."""
     max_readers_per_path: int = Field(default=200, ge=1)
+    publisher_takeover: bool = True
+    """A new authorised publisher (RTMP, SRT, WHIP) on a path that has one replaces it (as MediaMTX does), so a
+    crashed encoder gets its path back at once; off: it is refused (RTMP BadName, SRT 1409, WHIP 409)."""
+    keyframe_warning_seconds: float = Field(default=10.0, gt=0)
+    """A publisher whose video has sent no keyframe at all this long after it opened gets the status reason
+    ``no_keyframes`` (status stays ``live``)."""
 
 
 class BroadcastSettings(_Section):

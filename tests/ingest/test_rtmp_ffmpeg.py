@@ -144,7 +144,7 @@ async def test_stream_key_through_the_adobe_challenge(tmp_path: Path) -> None:
 
 async def test_second_publisher_on_a_path_is_refused(tmp_path: Path) -> None:
     ffmpeg = require_tool("ffmpeg")
-    async with rtmp_runtime(tmp_path) as rt:
+    async with rtmp_runtime(tmp_path, ingest_settings={"publisher_takeover": False}) as rt:
         src, _ = await new_source(rt)
         cred = await rt.media_tokens.mint(path=src.path, action="publish")
         url = f"rtmp://127.0.0.1:{port(rt)}/{src.path}?user=trax&pass={cred.token}"

@@ -106,8 +106,8 @@ async def test_refusals_happen_in_the_handshake(tmp_path: Path, caplog: pytest.L
             "garbage token": (f"publish:{env.path}:trax:not-a-token", libsrt.REJX_UNAUTHORIZED),
             "bad signature": (f"publish:{env.path}:trax:{tampered}", libsrt.REJX_UNAUTHORIZED),
             "expired": (f"publish:{env.path}:trax:{expired}", libsrt.REJX_UNAUTHORIZED),
-            "wrong path": (f"publish:{env.path}:trax:{wrong_path}", libsrt.REJX_UNAUTHORIZED),
-            "wrong action": (f"publish:{env.path}:trax:{read_only}", libsrt.REJX_UNAUTHORIZED),
+            "wrong path": (f"publish:{env.path}:trax:{wrong_path}", libsrt.REJX_FORBIDDEN),
+            "wrong action": (f"publish:{env.path}:trax:{read_only}", libsrt.REJX_FORBIDDEN),
             "percent-encoded": (f"publish%3A{env.path}%3Atrax%3A{good}", libsrt.REJX_BAD_REQUEST),
             "unknown path": (f"publish:inputs/nope:trax:{good}", libsrt.REJX_NOTFOUND),
         }
@@ -132,7 +132,7 @@ async def test_refusals_happen_in_the_handshake(tmp_path: Path, caplog: pytest.L
 
 async def test_second_publisher_is_refused_with_conflict(tmp_path: Path) -> None:
     require_srt()
-    async with srt_env(tmp_path) as env:
+    async with srt_env(tmp_path, other_transports={"publisher_takeover": False}) as env:
         token = await env.token("publish")
         url = env.url(f"publish:{env.path}:trax:{token}")
         first = asyncio.create_task(run(publish_cmd(url, seconds=4), limit=30))

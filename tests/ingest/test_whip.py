@@ -59,7 +59,12 @@ async def test_publish_and_play_without_reencoding(plane: Plane, codec: str) -> 
     await wait_for(lambda: plane.rt.hub.publisher(src.path) is None)
 
 
-async def test_refusals_leave_other_sessions_untouched(plane: Plane) -> None:
+async def test_refusals_leave_other_sessions_untouched(tmp_path: Path) -> None:
+    async with whip_plane(tmp_path, ingest={"publisher_takeover": False}) as plane:  # a 2nd publisher is refused
+        await _refusals_leave_other_sessions_untouched(plane)
+
+
+async def _refusals_leave_other_sessions_untouched(plane: Plane) -> None:
     live = await plane.source()
     other = await plane.source()
     pub_token = await plane.token(live.path, "publish")

@@ -143,7 +143,8 @@ async def test_one_account_has_a_session_cap(tmp_path: Path) -> None:
 
 async def test_a_whip_publisher_that_never_connects_frees_the_path(tmp_path: Path) -> None:
     async with (
-        whip_plane(tmp_path, connect_timeout_seconds=1.5) as plane,
+        # takeover off: the second publisher is refused while the first holds the path
+        whip_plane(tmp_path, ingest={"publisher_takeover": False}, connect_timeout_seconds=1.5) as plane,
         dangling_offer("sendonly") as offer,
         httpx.AsyncClient(timeout=30) as http,
     ):

@@ -14,16 +14,31 @@ Source status follows the path: ``connecting`` when a publisher opens it,
 ``idle_timeout`` seconds — the watchdog), ``error`` when it leaves with a
 reason. Status writes go through one ordered queue so they land in the order
 they happened.
+
+Takeover: a protocol publisher (RTMP, SRT, WHIP) that opens a path which already has
+one replaces it when ``publisher_takeover`` is on, as MediaMTX does: a crashed
+encoder that reconnects must not wait for the watchdog to free its own path. The
+old publisher is closed with :data:`TAKEOVER_REASON` (its protocol drops the
+connection); readers stay attached and continue with the new one at its next
+keyframe, its timestamps moved on to follow the old ones (a muxer must not see
+them jump back).
+
+A publisher whose video has sent no keyframe at all ``keyframe_warning_seconds``
+after it opened keeps its status but gets the reason :data:`NO_KEYFRAMES_REASON`:
+no reader can start such a stream, and the reason says why (cleared at the first
+keyframe).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from fractions import Fraction
 from typing import Any, Protocol
 
 from trax.domain.errors import Conflict, Unavailable
@@ -37,6 +52,10 @@ DEFAULT_GOP_CACHE_PACKETS = 900  # 30 s of 30 fps video; longer GOPs ask for a k
 DEFAULT_GOP_REPLAY_PACKETS = 150
 """A newcomer is replayed at most this much when the publisher can make a keyframe on request instead."""
 _END = object()
+TAKEOVER_REASON = "taken over by a new publisher"
+NO_KEYFRAMES_REASON = "no_keyframes"
+_TAKEOVER_GAP = Fraction(1, 25)
+"""Seconds put between the old publisher's last timestamp and the new one's first."""
 
 
 class StatusSink(Protocol):
@@ -48,7 +67,9 @@ class StatusSink(Protocol):
 class Publisher:
     """The one sender on a path. ``send`` is synchronous and never blocks."""
 
-    def __init__(self, hub: PathHub, path: str, protocol: str, tracks: Sequence[Track]) -> None:
+    def __init__(
+        self, hub: PathHub, path: str, protocol: str, tracks: Sequence[Track], *, replaceable: bool = False
+    ) -> None:
         self.hub = hub
         self.path = path
         self.protocol = protocol
@@ -64,6 +85,21 @@ class Publisher:
         """Tracks seen with pts != dts (B-frames): not playable by WebRTC without a re-encode."""
         self.on_keyframe_request: Callable[[], None] | None = None
         """Set by the protocol: ask the encoder for a keyframe (e.g. an RTCP PLI)."""
+        self.replaceable = replaceable
+        """Opened by a protocol that takes over: a newer publisher of the same kind may replace it."""
+        self.taken_over = False
+        self.keyframes = 0
+        self.last_keyframe_at: float | None = None
+        self.no_keyframes = False
+        """The keyframe warning is on (reason ``no_keyframes`` recorded)."""
+        self._keyframe_asked_at: float | None = None
+        self._time_base = {t.index: t.time_base for t in self.tracks}
+        self._shift: dict[int, int] | None = None
+        """Per track, added to every timestamp (after a takeover), fixed at the first packet."""
+        self._shift_after: Fraction | None = None
+        """Seconds the first packet after a takeover has to follow (the old publisher's last timestamp)."""
+        self.last_time: Fraction | None = None
+        """The latest timestamp sent, in seconds (where a successor continues)."""
         self._readers: set[Reader] = set()
         self._gop: list[Packet] = []
         self._gop_complete = self.key_track is None
@@ -85,7 +121,7 @@ class Publisher:
         return packet.keyframe and (self.key_track is None or packet.track == self.key_track)
 
     def send(self, packet: Packet) -> None:
-        if self.closed:
+        if self.closed or self.taken_over:  # taken over: its close is under way, the path is not its own
             return
         self.last_packet_at = time.monotonic()
         if self.packets == 0:
@@ -94,7 +130,20 @@ class Publisher:
         self.bytes += len(packet.data)
         if packet.pts != packet.dts:
             self.reordered.add(packet.track)
+        if self._shift_after is not None:
+            packet = self._shifted(packet)
+        tb = self._time_base.get(packet.track)
+        if tb is not None:
+            t = packet.dts * tb
+            if self.last_time is None or t > self.last_time:
+                self.last_time = t
         if self.is_keyframe(packet):
+            self.keyframes += 1
+            self.last_keyframe_at = self.last_packet_at
+            if self.no_keyframes:
+                self.no_keyframes = False
+                log.info("%s: its %s publisher sent a keyframe; readers can start", self.path, self.protocol)
+                self.hub._status(self.path, SourceStatus.LIVE)
             self._gop = [packet]
             self._gop_complete = True
         elif self._gop_complete:
@@ -105,6 +154,47 @@ class Publisher:
                 self._gop_complete = False
         for reader in tuple(self._readers):
             reader._push(packet)
+
+    def _shifted(self, packet: Packet) -> Packet:
+        """``packet`` on the path's timeline after a takeover: it follows what readers got from the old publisher."""
+        assert self._shift_after is not None
+        if self._shift is None:  # one offset in seconds for all tracks keeps them in sync
+            first = packet.dts * self._time_base.get(packet.track, Fraction(1, 1000))
+            offset = self._shift_after + _TAKEOVER_GAP - first
+            self._shift = {t.index: round(offset / t.time_base) for t in self.tracks}
+        shift = self._shift.get(packet.track, 0)
+        if not shift:
+            return packet
+        return dataclasses.replace(packet, pts=packet.pts + shift, dts=packet.dts + shift)
+
+    def check_keyframes(self, now: float, limit: float) -> None:
+        """Record ``no_keyframes`` (once) when media has flowed ``limit`` seconds and the video never had a keyframe.
+
+        Only "never": once one came, the GOP cache starts newcomers on it, and long keyframe intervals
+        are normal (x264's default is 250 frames, 10 s at 25 fps; WebRTC encoders send them on request).
+        """
+        if self.no_keyframes or self.keyframes or self.key_track is None or self.packets == 0 or self.closed:
+            return
+        since = self.opened_at
+        if now - since < limit:
+            return
+        if self.on_keyframe_request is not None:  # a WebRTC encoder: ask first, and give it as long again
+            if self._keyframe_asked_at is None:
+                self._keyframe_asked_at = now
+                self.request_keyframe()
+                return
+            since = self._keyframe_asked_at
+            if now - since < limit:
+                return
+        self.no_keyframes = True
+        log.warning(
+            "%s: its %s publisher has sent no video keyframe for %.0f s; no reader can start it "
+            "(an SRT sender dropping packets over 1316 bytes, or an encoder without keyframes)",
+            self.path,
+            self.protocol,
+            now - since,
+        )
+        self.hub._status(self.path, SourceStatus.LIVE, NO_KEYFRAMES_REASON)
 
     def request_keyframe(self) -> None:
         if self.on_keyframe_request is not None and self.key_track is not None:
@@ -125,8 +215,26 @@ class Publisher:
             reader._need_keyframe = True
             self.request_keyframe()
 
+    def _attach_continuing(self, reader: Reader) -> None:
+        """A reader of the publisher this one took over: it goes on at this publisher's first keyframe."""
+        self._readers.add(reader)
+        reader._bind(self)
+        reader._need_keyframe = self.key_track is not None
+
     def _detach(self, reader: Reader) -> None:
         self._readers.discard(reader)
+
+    def _hand_over(self, successor: Publisher) -> None:
+        """Give this publisher's readers to ``successor`` (same tracks) or end them (other tracks)."""
+        self.taken_over = True
+        successor._shift_after = self.last_time if self.last_time is not None else Fraction(0)
+        same = _comparable(self.tracks) == _comparable(successor.tracks)
+        for reader in tuple(self._readers):
+            self._readers.discard(reader)
+            if same:
+                successor._attach_continuing(reader)
+            else:  # its muxer was built for the old tracks: the reader starts again
+                reader._end()
 
     async def close(self, reason: str | None = None) -> None:
         """Leave the path: readers' iterations end; the Source goes ``idle`` (or ``error`` with ``reason``)."""
@@ -140,8 +248,11 @@ class Publisher:
             reader._end()
         self._readers.clear()
         self.hub._release(self)
-        status = SourceStatus.ERROR if reason else SourceStatus.IDLE
-        done = self.hub._status(self.path, status, reason)
+        if self.taken_over:  # the successor owns the Source's status now
+            done = self.hub._status_done()
+        else:
+            status = SourceStatus.ERROR if reason else SourceStatus.IDLE
+            done = self.hub._status(self.path, status, reason)
         for cb in self._close_callbacks:
             try:
                 result = cb(reason)
@@ -300,8 +411,12 @@ class PathHub:
         max_readers_per_path: int = 200,
         gop_cache_packets: int = DEFAULT_GOP_CACHE_PACKETS,
         gop_replay_packets: int = DEFAULT_GOP_REPLAY_PACKETS,
+        publisher_takeover: bool = True,
+        keyframe_warning_seconds: float = 10.0,
     ) -> None:
         self._sink = status
+        self.publisher_takeover = publisher_takeover
+        self.keyframe_warning_seconds = keyframe_warning_seconds
         self.idle_timeout = idle_timeout
         self.connect_timeout = max(connect_timeout, idle_timeout)
         self.max_readers_per_path = max_readers_per_path
@@ -331,6 +446,10 @@ class PathHub:
         """End every publisher (their Sources go idle) and stop the hub's tasks."""
         for pub in list(self._publishers.values()):
             await pub.close()
+        # publishers being ended by the watchdog or a takeover: let them finish (their close callbacks)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(5):
+                await asyncio.gather(*self._closing, return_exceptions=True)
         for readers in list(self._waiting.values()):
             for r in list(readers):
                 r._end()
@@ -349,13 +468,28 @@ class PathHub:
 
     # --- publishers -----------------------------------------------------------------
 
-    async def open_publisher(self, path: str, protocol: str, tracks: Sequence[Track]) -> Publisher:
-        """Claim ``path``; ``Conflict`` when it already has a publisher. The Source goes ``connecting``."""
+    async def open_publisher(
+        self, path: str, protocol: str, tracks: Sequence[Track], *, takeover: bool = False
+    ) -> Publisher:
+        """Claim ``path``; the Source goes ``connecting``.
+
+        ``Conflict`` when it already has a publisher, unless ``takeover`` (an
+        encoder's protocol, already authorised for the path) is asked, the hub
+        allows it (``publisher_takeover``) and the current publisher is one too:
+        then the current one is closed and its readers move to the new one.
+        """
         self._ensure_tasks()
-        if path in self._publishers:
+        old = self._publishers.get(path)
+        if old is not None and not self.can_take_over(path, takeover=takeover):
             raise Conflict("This stream path already has a publisher.")
-        pub = Publisher(self, path, protocol, tracks)
+        pub = Publisher(self, path, protocol, tracks, replaceable=takeover)
         self._publishers[path] = pub
+        if old is not None:
+            log.info("%s: a new %s publisher takes over from the %s one", path, protocol, old.protocol)
+            old._hand_over(pub)
+            task = asyncio.create_task(old.close(TAKEOVER_REASON), name=f"trax-hub-takeover-{path}")
+            self._closing.add(task)
+            task.add_done_callback(self._closing.discard)
         await self._status(path, SourceStatus.CONNECTING)
         if pub.closed:  # ended while the status was written
             return pub
@@ -365,6 +499,11 @@ class PathHub:
 
     def publisher(self, path: str) -> Publisher | None:
         return self._publishers.get(path)
+
+    def can_take_over(self, path: str, *, takeover: bool = True) -> bool:
+        """Whether a new publisher asking for ``takeover`` may open ``path`` now (free, or replaceable)."""
+        old = self._publishers.get(path)
+        return old is None or (takeover and self.publisher_takeover and old.replaceable)
 
     def publishers(self) -> list[Publisher]:
         return list(self._publishers.values())
@@ -399,6 +538,11 @@ class PathHub:
 
     # --- status and watchdog ----------------------------------------------------------------
 
+    def _status_done(self) -> asyncio.Future[None]:
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        fut.set_result(None)
+        return fut
+
     def _status(self, path: str, status: SourceStatus, reason: str | None = None) -> asyncio.Future[None]:
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         if self._sink is None or self._status_queue is None:
@@ -423,11 +567,12 @@ class PathHub:
                 queue.task_done()
 
     async def _watchdog(self) -> None:
-        interval = max(0.05, min(1.0, self.idle_timeout / 4))
+        interval = max(0.05, min(1.0, self.idle_timeout / 4, self.keyframe_warning_seconds / 4))
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
             for pub in list(self._publishers.values()):
+                pub.check_keyframes(now, self.keyframe_warning_seconds)
                 # before its first packet a publisher may still be connecting (ICE, DTLS, an encoder warming up)
                 limit = self.idle_timeout if pub.packets else self.connect_timeout
                 if now - pub.last_packet_at > limit:
@@ -441,3 +586,11 @@ class PathHub:
                     task = asyncio.create_task(pub.close(), name=f"trax-hub-idle-{pub.path}")
                     self._closing.add(task)
                     task.add_done_callback(self._closing.discard)
+
+
+def _comparable(tracks: Sequence[Track]) -> list[tuple[object, ...]]:
+    """What a reader's muxer was built for; video parameter sets travel in-band, so they may change."""
+    return [
+        (t.index, t.kind, t.codec, t.time_base, t.sample_rate, t.channels, t.extradata if t.kind == "audio" else None)
+        for t in tracks
+    ]

@@ -294,6 +294,9 @@ class SourceOut(Out):
     media_asset_id: str | None = None
     loop: bool | None = None
     playing: bool | None = None
+    status_reason: str | None = None
+    """Why the status is what it is: the error of an ``error`` Source, or ``no_keyframes`` on a ``live`` one
+    whose video never had a keyframe (no reader can start it)."""
 
 
 class SourcePage(Out):
@@ -323,6 +326,7 @@ def source_out(s: Source) -> SourceOut:
         kind=s.kind.value,
         status=s.status.value,
         ingest=IngestInfo(path=s.path, protocols=list(s.protocols)),
+        status_reason=s.status_reason,
         created_at=ts(s.created_at),
         updated_at=ts(s.updated_at),
         media_asset_id=s.media_asset_id,

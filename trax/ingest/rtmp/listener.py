@@ -21,6 +21,9 @@ log = logging.getLogger(__name__)
 def tls_context(certfile: str, keyfile: str) -> ssl.SSLContext:
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(certfile, keyfile)
+    # librtmp (rtmpdump, GStreamer rtmpsink, OBS's lineage) reads the TLS 1.3 session tickets a server
+    # sends after the handshake as RTMP bytes and fails its handshake: send none (RTMP never resumes anyway)
+    ctx.num_tickets = 0
     return ctx
 
 

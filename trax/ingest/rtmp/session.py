@@ -11,11 +11,12 @@ import contextlib
 import hmac
 import logging
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from trax.domain.errors import Conflict, TraxError, Unauthorized
+from trax.ingest.hub import TAKEOVER_REASON
 from trax.ingest.media import Packet
 from trax.ingest.rtmp import amf0, handshake
 from trax.ingest.rtmp import messages as m
@@ -360,7 +361,7 @@ class RtmpSession:
             log.info("%s %s: publish refused: %s", self.protocol, self.peer, exc.message)
             await self._refuse_status(stream_id, "NetStream.Publish.BadName", f"Unauthorized: {exc.message}")
             return
-        if self.env.hub.publisher(path) is not None:
+        if not self.env.hub.can_take_over(path):
             await self._refuse_status(stream_id, "NetStream.Publish.BadName", "The path already has a publisher.")
         self._authorised_now()
         self.publishing = _Publishing(stream_id, path, FlvIngest())
@@ -432,7 +433,7 @@ class RtmpSession:
             self._abort(hard=False)
             return
         try:
-            publisher = await self.env.hub.open_publisher(pub.path, self.protocol, tracks)
+            publisher = await self.env.hub.open_publisher(pub.path, self.protocol, tracks, takeover=True)
         except Conflict:
             self._on_status(pub.stream_id, "error", "NetStream.Publish.BadName", "The path already has a publisher.")
             self._abort(hard=False)
@@ -454,10 +455,22 @@ class RtmpSession:
             for packet in pub.ingest.push(type_id, ts, payload):
                 publisher.send(packet)
 
-    def _publisher_closed(self, reason: str | None) -> None:
+    def _publisher_closed(self, reason: str | None) -> Coroutine[Any, Any, None] | None:
         if self.publishing is not None and not self._closing:
             log.info("%s %s: the hub ended %s (%s)", self.protocol, self.peer, self.publishing.path, reason)
-            self._abort(hard=True)
+            if reason != TAKEOVER_REASON:
+                self._abort(hard=True)
+                return None
+            # tell the encoder why (ffmpeg prints "Server error: ..." when it reads it between two writes),
+            # then drop the connection: soon, since a crashed encoder reads nothing
+            return self._tell_and_drop(self.publishing.stream_id)
+        return None
+
+    async def _tell_and_drop(self, stream_id: int) -> None:
+        self._on_status(stream_id, "error", "NetStream.Publish.Failed", "Taken over by a new publisher.")
+        await self._flush()
+        await asyncio.sleep(0.5)
+        self._abort(hard=True)
 
     def _abort(self, *, hard: bool) -> None:
         """End the connection: flush what was sent (a refusal the client should print) or drop it."""

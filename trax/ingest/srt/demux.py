@@ -31,6 +31,10 @@ class DemuxError(Exception):
     """The input is not MPEG-TS with a supported codec."""
 
 
+class DemuxEnded(DemuxError):
+    """The input ended before its tracks were found: a caller that left (its own input ran dry), no fault."""
+
+
 class _Kept:
     """One input stream that becomes a hub track."""
 
@@ -86,6 +90,8 @@ class TsDemuxer:
                 options={"analyzeduration": str(self._analyze_us), "probesize": str(self._probe_bytes)},
                 buffer_size=64 * 1316,
             )
+        except EOFError:  # PyAV's EOFError: nothing (or too little to probe) came before the end
+            raise DemuxEnded("the stream ended before any media") from None
         except (av.FFmpegError, OSError, ValueError) as exc:
             raise DemuxError(f"not an MPEG-TS stream ({type(exc).__name__})") from None
         for stream in self._container.streams:

@@ -75,6 +75,8 @@ REJX_NOTFOUND = 1404
 REJX_BAD_MODE = 1405
 REJX_CONFLICT = 1409
 REJX_ISE = 1500
+REJX_DOWN = 1503
+REJX_VERSION = 1505
 
 LIVE_MAX_PAYLOAD = 1456
 """Largest payload of one live-mode message (MTU 1500 minus UDP and SRT headers)."""

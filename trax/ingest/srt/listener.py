@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from trax.domain.errors import Conflict, TraxError, Unauthorized
 from trax.domain.paths import is_valid_path
 from trax.ingest.addresses import AddressSlot, AddressSlots
+from trax.ingest.hub import TAKEOVER_REASON
 from trax.ingest.media import Packet, Track
 from trax.ingest.srt import libsrt
 from trax.ingest.srt.connection import Connection, SrtInput, SrtOutput
@@ -200,9 +201,9 @@ class SrtTransport:
 
     def _on_handshake(self, sock: int, hs_version: int, peer: str | None, raw: bytes | None) -> int:
         if self._stop.is_set():
-            return self._refuse(sock, peer, libsrt.REJX_OVERLOAD, "the listener is stopping")
+            return self._refuse(sock, peer, libsrt.REJX_DOWN, "the listener is stopping")
         if hs_version < 5:
-            return self._refuse(sock, peer, libsrt.REJX_BAD_REQUEST, "SRT v5 handshake (with streamid) required")
+            return self._refuse(sock, peer, libsrt.REJX_VERSION, "SRT v5 handshake (with streamid) required")
         try:
             sid = parse_streamid(raw)
         except StreamIdError as exc:
@@ -218,11 +219,11 @@ class SrtTransport:
                 )
             except Unauthorized as exc:
                 self._refresh_trusted_keys(sid)
-                return self._refuse(sock, peer, libsrt.REJX_UNAUTHORIZED, f"{sid.path}: {exc.message}")
+                return self._refuse(sock, peer, _token_refusal_code(exc), f"{sid.path}: {exc.message}")
         elif self._known_bad_key(sid):
             return self._refuse(sock, peer, libsrt.REJX_UNAUTHORIZED, f"{sid.path}: the stream key is not valid")
         # best effort (read without the loop's lock); open_publisher decides for certain after accept
-        if sid.action == "publish" and self.runtime.hub.publisher(sid.path) is not None:
+        if sid.action == "publish" and not self.runtime.hub.can_take_over(sid.path):
             return self._refuse(sock, peer, libsrt.REJX_CONFLICT, f"{sid.path} already has a publisher")
         slot = self._addresses.admit(_peer_host(peer))
         if slot is None:
@@ -384,7 +385,7 @@ class SrtTransport:
     # publishing ------------------------------------------------------------------------
 
     def _publish(self, conn: Connection, sid: StreamId) -> None:
-        from trax.ingest.srt.demux import DemuxError, TsDemuxer
+        from trax.ingest.srt.demux import DemuxEnded, DemuxError, TsDemuxer
 
         lib = self._require_lib()
         source = SrtInput(lib, conn, self._stop, idle_seconds=self.runtime.hub.idle_timeout)
@@ -392,19 +393,29 @@ class SrtTransport:
         try:
             try:
                 tracks = demuxer.open()
+            except DemuxEnded as exc:  # a normal end (the sender's input ran dry), not a fault of the stream
+                log.info("SRT %s publishing %s: %s (%d bytes)", conn.peer, sid.path, exc, source.bytes)
+                return
             except DemuxError as exc:
                 log.warning("SRT %s publishing %s: %s", conn.peer, sid.path, exc)
                 return
             try:
-                publisher = self._call(self.runtime.hub.open_publisher(sid.path, "srt", tracks))
+                publisher = self._call(self.runtime.hub.open_publisher(sid.path, "srt", tracks, takeover=True))
             except Conflict:
                 log.warning("SRT %s: %s already has a publisher", conn.peer, sid.path)
                 return
+            # taken over: drop the connection now (a stalled encoder would otherwise hold it until it times out)
+            publisher.on_close(lambda reason: self._closed_by_hub(conn, sid, reason))
             log.info("SRT %s publishing %s (%s)", conn.peer, sid.path, ", ".join(t.codec for t in tracks))
             self._pump(conn, sid, source, demuxer, publisher)
         finally:
             demuxer.close()
             source.close()
+
+    async def _closed_by_hub(self, conn: Connection, sid: StreamId, reason: str | None) -> None:
+        if reason == TAKEOVER_REASON and not conn.closed:
+            log.info("SRT %s: closing its publish of %s (%s)", conn.peer, sid.path, reason)
+            await asyncio.to_thread(self._close_conn, conn)
 
     def _pump(
         self, conn: Connection, sid: StreamId, source: SrtInput, demuxer: TsDemuxer, publisher: Publisher
@@ -553,6 +564,14 @@ class SrtTransport:
         except StopAsyncIteration:
             pass
         return batch
+
+
+_FORBIDDEN_MESSAGES = ("The token does not allow", "The token is for another stream path")
+
+
+def _token_refusal_code(exc: Unauthorized) -> int:
+    """1403 for a valid token that does not cover this path or action; 1401 for a bad or expired one."""
+    return libsrt.REJX_FORBIDDEN if exc.message.startswith(_FORBIDDEN_MESSAGES) else libsrt.REJX_UNAUTHORIZED
 
 
 def _peer_host(peer: str | None) -> str:

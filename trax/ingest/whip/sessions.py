@@ -169,7 +169,7 @@ class WebRtcPlane:
     # --- WHIP ---------------------------------------------------------------------------
 
     async def publish(self, path: str, sdp: str, credential: str, *, account: str | None = None) -> tuple[Session, str]:
-        if self.hub.publisher(path) is not None:
+        if not self.hub.can_take_over(path):
             raise Conflict("This stream path already has a publisher.")
         release = self._admit(credential, account)
         try:
@@ -235,7 +235,7 @@ class WebRtcPlane:
                 raise InvalidRequest("The SDP offer shares no codec with this server (H264, VP8, Opus).")
             answer = await self._answer(pc)
             session = self._new_session("whip", path, pc, credential)
-            publisher = await self.hub.open_publisher(path, "whip", tracks)
+            publisher = await self.hub.open_publisher(path, "whip", tracks, takeover=True)
         except BaseException:
             await pc.close()
             raise
