@@ -24,6 +24,7 @@ from trax.domain.pages import CursorCodec
 from trax.ingest.hub import PathHub
 from trax.ingest.tokens import MediaTokens
 from trax.ingest.urls import ingest_urls
+from trax.ingest.view import HubView
 from trax.interfaces import (
     Authenticator,
     BlobStore,
@@ -161,6 +162,7 @@ class Runtime:
             idle_timeout=s.ingest.idle_timeout_seconds,
             max_readers_per_path=s.ingest.max_readers_per_path,
         )
+        self.deps.ingest = HubView(self.hub)  # live media facts for stream-status; ending a rotated key's session
         self.broadcasts = None
         if s.broadcast.enabled:
             # imported here: the media stack (PyAV, codecs) loads only for deployments that broadcast

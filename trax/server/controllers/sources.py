@@ -8,6 +8,7 @@ from litestar import Controller, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from trax.domain.errors import InvalidRequest, Unavailable
+from trax.ingest.urls import stream_key_urls
 from trax.server.routes import Actor, Cursor, Limit, Rt, Svc, created, route
 from trax.server.wire import (
     IngestCredentialsOut,
@@ -16,9 +17,11 @@ from trax.server.wire import (
     SourceOut,
     SourcePage,
     SourceUpdate,
+    StreamKeyOut,
     changes,
     credentials_out,
     source_out,
+    stream_key_out,
 )
 
 
@@ -66,6 +69,22 @@ class SourceController(Controller):
     )
     async def delete_source(self, svc: Svc, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str]) -> None:
         await svc.sources.delete(actor, studioId, sourceId)
+
+    @post(
+        "/{sourceId:str}/stream-key",
+        status_code=200,
+        **route(
+            "rotateStreamKey",
+            "sources:write",
+            summary="Create or rotate the source's static stream key (shown once; the old key stops at once)",
+            mutating=True,
+        ),
+    )
+    async def rotate_stream_key(
+        self, svc: Svc, rt: Rt, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str]
+    ) -> StreamKeyOut:
+        source, key = await svc.sources.rotate_stream_key(actor, studioId, sourceId)
+        return stream_key_out(source.id, source.path, key, stream_key_urls(rt.settings.ingest, source.path, key))
 
 
 class SessionTokenController(Controller):
