@@ -51,9 +51,7 @@ class Served:
             time.sleep(0.2)
 
     def read_token(self, source_id: str) -> dict[str, Any]:
-        r = self.http.post(
-            f"/v1/studios/{self.studio_id}/sources/{source_id}/session-tokens", json={"action": "read"}
-        )
+        r = self.http.post(f"/v1/studios/{self.studio_id}/sources/{source_id}/session-tokens", json={"action": "read"})
         assert r.status_code == 201, r.text
         return dict(r.json())
 

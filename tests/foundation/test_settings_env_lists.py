@@ -21,9 +21,7 @@ def env(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
 
 
 @pytest.mark.parametrize("value", ['["10.0.0.1", "192.0.2.7"]', "10.0.0.1,192.0.2.7", " 10.0.0.1 , 192.0.2.7 ,"])
-def test_a_transport_list_option_from_the_environment(
-    env: pytest.MonkeyPatch, tmp_path: Path, value: str
-) -> None:
+def test_a_transport_list_option_from_the_environment(env: pytest.MonkeyPatch, tmp_path: Path, value: str) -> None:
     env.setenv("TRAX_INGEST__WHIP__HOST_CANDIDATES", value)
     rt = Runtime(memory_settings(tmp_path, ingest={"whip": {"enabled": True, "port": 0}}))  # type: ignore[arg-type]
     assert rt.transports["whip"].options.host_candidates == ["10.0.0.1", "192.0.2.7"]  # type: ignore[attr-defined]
