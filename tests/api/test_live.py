@@ -43,7 +43,14 @@ async def _seed(config_path: Path) -> str:
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ServerProcess, str]]:
     tmp = tmp_path_factory.mktemp("live")
     config = dev_config(tmp)
-    config["limits"].update(meta_capacity=100_000, meta_refill_per_second=10_000)
+    # schemathesis sends bad credentials on purpose, thousands of times, and checks the 401s: the per-address
+    # auth-failure throttle (tests/api/test_auth_throttle.py) would answer its later tries with 429
+    config["limits"].update(
+        meta_capacity=100_000,
+        meta_refill_per_second=10_000,
+        auth_failure_capacity=1_000_000,
+        auth_failure_refill_per_second=10_000,
+    )
     server = ServerProcess(config, tmp)
     secret = asyncio.run(_seed(server.config_path))
     with server:
