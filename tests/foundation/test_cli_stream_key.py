@@ -62,6 +62,16 @@ def test_stream_key_command_on_an_unknown_source_is_a_clear_error(
     assert rc == 1 and "not_found" in err and "Traceback" not in err
 
 
+def test_a_media_source_has_no_stream_key(config: str) -> None:
+    from trax.client.errors import InvalidRequest
+
+    with trax.connect(config, account="acme") as p:
+        asset = p.media.upload(b"\0" * 1024, name="clip.mp4", progress=False).result()
+        clip = p.studios.create(name="s").sources.create(name="clip", kind="media", media_asset_id=asset.id).result()
+        with pytest.raises(InvalidRequest, match="no stream key"):
+            clip.stream_key().result()
+
+
 def test_tokens_mint_prints_the_obs_pair(config: str, capsys: pytest.CaptureFixture[str]) -> None:
     with trax.connect(config, account="acme") as p:
         cam = p.studios.create(name="s").sources.create(name="cam", kind="rtmp").result()

@@ -134,6 +134,8 @@ class SourceService:
         """Issue a new static stream key (the old one stops working); shown once."""
         actor.require("sources:write")
         src = await self._load(actor, studio_id, source_id)
+        if src.kind is SourceKind.MEDIA:
+            raise InvalidRequest("A media source plays an asset; it takes no encoder and has no stream key.")
         key = STREAM_KEY_PREFIX + secrets.token_urlsafe(24)
         salt = secrets.token_urlsafe(12)
         updated = replace(
