@@ -7,6 +7,7 @@ Request structs forbid unknown fields, so a typo is a 400 naming the field.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -745,6 +746,21 @@ def key_out(k: ApiKey) -> ApiKeyOut:
 
 def key_with_secret(k: ApiKey, secret: str) -> ApiKeyWithSecret:
     return ApiKeyWithSecret(**_key_fields(k), secret=secret)
+
+
+def require_strict(raw: bytes, kind: type[Struct]) -> None:
+    """Refuse a body that only Litestar's lenient conversion accepted (``0`` for ``false``, ``"5"`` for ``5``).
+
+    Litestar converts request data with ``strict=False`` (query strings need it); a JSON body must
+    match its documented types exactly, so ``{"playing": 0}`` is a 400, not a paused source.
+    """
+    try:
+        msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        found = re.search(r"at `\$\.([^`\[]+)", str(exc))
+        raise InvalidRequest(str(exc).split(" - at ", 1)[0] + ".", param=found.group(1) if found else None) from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("The body is not valid JSON.") from None
 
 
 def changes(body: Struct) -> dict[str, Any]:

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from trax.domain.errors import InvalidRequest, Unavailable
@@ -20,6 +21,7 @@ from trax.server.wire import (
     StreamKeyOut,
     changes,
     credentials_out,
+    require_strict,
     source_out,
     stream_key_out,
 )
@@ -58,8 +60,15 @@ class SourceController(Controller):
         **route("updateSource", "sources:write", summary="Update a source", body=True, mutating=True),
     )
     async def update_source(
-        self, svc: Svc, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str], data: JSONBody[SourceUpdate]
+        self,
+        svc: Svc,
+        actor: Actor,
+        request: Request[Any, Any, Any],
+        studioId: FromPath[str],
+        sourceId: FromPath[str],
+        data: JSONBody[SourceUpdate],
     ) -> SourceOut:
+        require_strict(await request.body(), SourceUpdate)
         return source_out(await svc.sources.update(actor, studioId, sourceId, changes(data)))
 
     @delete(
