@@ -158,6 +158,29 @@ async def cmd_keys_revoke(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+async def cmd_sources_stream_key(args: argparse.Namespace) -> int:
+    from trax.domain.errors import NotFound
+    from trax.domain.sources import Source
+    from trax.ingest.urls import encoder_fields, stream_key_urls
+    from trax.services import Principal
+
+    async with _runtime(args) as rt:
+        acct = await rt.services.accounts.get(args.account)
+        src = await rt.storage.get(Source, acct.id, args.source_id)
+        if src is None:
+            raise NotFound(f"No source {args.source_id!r} in account {args.account!r}.")
+        src, key = await rt.services.sources.rotate_stream_key(Principal.operator(acct.id), src.studio_id, src.id)
+        urls = stream_key_urls(rt.settings.ingest, src.path, key)
+    obs = encoder_fields(urls)
+    out = {"sourceId": src.id, "path": src.path, "streamKey": key, "urls": urls, "obs": obs}
+    lines = [f"source:     {src.id} ({src.path})", f"stream key (shown once): {key}"]
+    lines += [f"{name + ':':11} {url}" for name, url in urls.items()]
+    for name, pair in obs.items():
+        lines += [f"{name} server:     {pair['server']}", f"{name} stream key: {pair['streamKey']}"]
+    _print(args, out, "\n".join(lines))
+    return EXIT_OK
+
+
 def cmd_plugins(args: argparse.Namespace) -> int:
     from trax.plugin_manager import describe_plugins, make_plugin_manager
 
@@ -237,6 +260,16 @@ def build_parser() -> argparse.ArgumentParser:
         "--account", required=True
     )
     add("revoke", cmd_keys_revoke, "revoke a key", keys).add_argument("key_id")
+
+    sources = sub.add_parser("sources", help="a studio's sources").add_subparsers(dest="sub", required=True)
+    p = add(
+        "stream-key",
+        cmd_sources_stream_key,
+        "create or rotate a source's static stream key; printed once, the old key stops at once",
+        sources,
+    )
+    p.add_argument("source_id")
+    p.add_argument("--account", required=True, help="the account (name or id) that owns the source")
 
     add("plugins", cmd_plugins, "what plugins are installed and what they register")
 

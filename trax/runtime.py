@@ -24,6 +24,7 @@ from trax.domain.pages import CursorCodec
 from trax.ingest.hub import PathHub
 from trax.ingest.tokens import MediaTokens
 from trax.ingest.urls import ingest_urls
+from trax.ingest.view import HubView
 from trax.interfaces import (
     Authenticator,
     BlobStore,
@@ -163,6 +164,7 @@ class Runtime:
             publisher_takeover=s.ingest.publisher_takeover,
             keyframe_warning_seconds=s.ingest.keyframe_warning_seconds,
         )
+        self.deps.ingest = HubView(self.hub)  # live media facts for stream-status; ending a rotated key's session
         self.broadcasts = None
         if s.broadcast.enabled:
             # imported here: the media stack (PyAV, codecs) loads only for deployments that broadcast

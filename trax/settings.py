@@ -2,19 +2,23 @@
 
 ``TRAX_SERVER__PORT=8123`` sets ``server.port``; ``PUBLIC_API_WRITE_ENABLED``
 (that exact name) sets ``public_api.write_enabled``. Each backend's
-``options`` mapping is validated later by that backend's own model.
+``options`` mapping is validated later by that backend's own model. A list
+setting takes a JSON list or comma-separated values from the environment
+(``TRAX_INGEST__WHIP__HOST_CANDIDATES=10.0.0.1,192.0.2.7``).
 """
 
 from __future__ import annotations
 
+import json
 import os
+import types
 from pathlib import Path
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, model_validator
 from pydantic.fields import FieldInfo
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import BaseSettings, EnvSettingsSource, PydanticBaseSettingsSource, SettingsConfigDict
 
 WRITE_FLAG_ENV = "PUBLIC_API_WRITE_ENABLED"
 
@@ -249,7 +253,54 @@ class Settings(BaseSettings):
         file_secret_settings: PydanticBaseSettingsSource,
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # earlier wins: the exact-name write flag, TRAX_* variables, then the YAML (passed as init kwargs)
-        return (_WriteFlagSource(settings_cls), env_settings, init_settings)
+        return (_WriteFlagSource(settings_cls), _EnvSource(settings_cls), init_settings)
+
+
+def parse_list(value: str) -> Any:
+    """An environment variable's list: a JSON list, else comma-separated values (blanks dropped).
+
+    Anything JSON that is not a list is returned as parsed, so the field's own validation says what is wrong.
+    """
+    text = value.strip()
+    if text.startswith("["):
+        try:
+            return json.loads(text)
+        except ValueError:
+            return value  # the model then reports "a valid list" for the variable
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+class _EnvSource(EnvSettingsSource):
+    """``TRAX_*`` variables, where a list field also takes comma-separated values (pydantic-settings wants JSON)."""
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        if isinstance(value, str) and _is_list(field.annotation) and not value.lstrip().startswith("["):
+            return parse_list(value)
+        return super().decode_complex_value(field_name, field, value)
+
+
+def _is_list(annotation: Any) -> bool:
+    origin = get_origin(annotation)
+    if origin in (list, tuple, set, frozenset):
+        return True
+    if origin in (Union, types.UnionType):
+        return any(_is_list(a) for a in get_args(annotation) if a is not type(None))
+    if origin is Annotated:
+        return _is_list(get_args(annotation)[0])
+    return False
+
+
+def _lists_from_env(model: type[BaseModel], options: dict[str, Any]) -> dict[str, Any]:
+    """Options of a transport or backend arrive from ``TRAX_*`` as strings: a list field's string becomes a list.
+
+    (Those options are free-form in :class:`Settings`, so pydantic-settings cannot know the field is a list.)
+    """
+    out = dict(options)
+    for name, info in model.model_fields.items():
+        key = info.alias or name
+        if isinstance(out.get(key), str) and _is_list(info.annotation):
+            out[key] = parse_list(out[key])
+    return out
 
 
 class _WriteFlagSource(PydanticBaseSettingsSource):
@@ -326,7 +377,7 @@ def load_settings(path: str | os.PathLike[str] | None = None, **overrides: Any) 
 def validate_options(model: type[BaseModel], options: dict[str, Any], where: str) -> BaseModel:
     """Validate one backend's ``options`` with its own model; errors name ``where.<field>``."""
     try:
-        return model.model_validate(options)
+        return model.model_validate(_lists_from_env(model, options))
     except ValidationError as exc:
         lines = [f"{where}: invalid options"]
         for e in exc.errors():

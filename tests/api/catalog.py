@@ -110,6 +110,7 @@ ROUTES: tuple[Route, ...] = (
     Route("PATCH", S + "/sources/{source}", "sources:write", (200,), lambda w: {"name": "Renamed"}),
     Route("DELETE", S + "/sources/{source}", "sources:write", (204,)),
     Route("POST", S + "/sources/{source}/session-tokens", "sources:write", (201,), lambda w: {"action": "publish"}),
+    Route("POST", S + "/sources/{source}/stream-key", "sources:write", (200,)),
     Route("POST", S + "/program/session-tokens", "stream:read", (201,), lambda w: {"action": "read"}),
     Route("GET", S + "/destinations", "destinations:read", (200,)),
     Route(

@@ -165,3 +165,22 @@ async def test_client_gone_mid_body_is_one_quiet_line(api: Api, caplog: pytest.L
     gone = [rec for rec in lines if "disconnected" in rec.getMessage()]
     assert len(gone) == 1 and gone[0].levelno <= logging.INFO
     assert (await api.client.get("/v1/studios", headers=h)).json()["data"][0]["name"] == "Main"
+
+
+async def test_a_source_patch_takes_json_booleans_only(api: Api) -> None:
+    """Litestar's lenient conversion would read ``0`` as ``false``; the documented type is a JSON boolean."""
+    t = await api.tenant("acme")
+    h = t.auth(await api.key(t))
+    sid = (await api.client.post("/v1/studios", json={"name": "Main"}, headers=h)).json()["id"]
+    _, asset, _ = await api.runtime.services.media.initiate_upload(
+        t.operator, name="a.bin", content_type="application/octet-stream", size_bytes=4
+    )
+    body = {"name": "clip", "kind": "media", "mediaAssetId": asset.id}
+    created = await api.client.post(f"/v1/studios/{sid}/sources", json=body, headers=h)
+    assert created.status_code == 201, created.text
+    url = f"/v1/studios/{sid}/sources/{created.json()['id']}"
+    for body in ({"playing": 0}, {"loop": "true"}):
+        r = await api.client.patch(url, json=body, headers=h)
+        assert r.status_code == 400, r.text
+        assert r.json()["error"]["param"] == next(iter(body)), r.text
+    assert (await api.client.patch(url, json={"name": "renamed"}, headers=h)).json()["name"] == "renamed"

@@ -21,9 +21,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Generator, Itera
 from pathlib import Path
 from typing import IO, Any, Protocol, TypeVar
 
-from trax import display
 from trax.client import models
 from trax.client.models import Model
+from trax.client.progress import default_progress
 
 T = TypeVar("T")
 M = TypeVar("M", bound=Model)
@@ -309,15 +309,8 @@ class Keys(Collection):
 
 # --- media -------------------------------------------------------------------------
 
-ProgressFactory = Callable[[int, str], Any]
+ProgressFactory = Callable[[int, str], Any]  # default: trax.client.progress.default_progress
 """``factory(total_bytes, name)`` -> an object with ``update(n)`` and ``close()`` (a tqdm bar)."""
-
-
-def default_progress(total: int, name: str) -> Any:
-    """A tqdm bar: a widget in Jupyter, a text bar in a terminal."""
-    from tqdm.auto import tqdm  # type: ignore[import-untyped]
-
-    return tqdm(total=total, desc=display.shorten(name, 40), unit="B", unit_scale=True, unit_divisor=1024)
 
 
 UploadSource = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]

@@ -26,6 +26,7 @@ from trax.domain.keys import ApiKey, RateLimitOverride
 from trax.domain.media import Upload
 from trax.domain.pages import Page
 from trax.domain.paths import program_path
+from trax.ingest.urls import stream_key_urls
 from trax.runtime import Runtime
 from trax.server import wire
 from trax.services import Principal
@@ -218,6 +219,13 @@ class LocalTransport:
             return await self.mint(src.path, body.get("action", "publish"), ttl=_arg(body, "ttlSeconds"))
 
         route(studio + "/sources/(?P<id>[^/]+)/session-tokens", POST=session_token)
+
+        async def stream_key(r: _Req) -> Any:
+            src, key = await s.sources.rotate_stream_key(p, r["sid"], r["id"])
+            urls = stream_key_urls(self.runtime.settings.ingest, src.path, key)
+            return _plain(wire.stream_key_out(src.id, src.path, key, urls))
+
+        route(studio + "/sources/(?P<id>[^/]+)/stream-key", POST=stream_key)
 
         async def program_token(r: _Req) -> Any:
             body = _object(r.body)

@@ -148,6 +148,14 @@ class State(Model):
 
     id: str = ""
     status: str = ""
+    name: str = ""
+    kind: str | None = None
+    """Sources: ``srt``, ``rtmp``, ``whip`` or ``media``."""
+    reason: str | None = None
+    """Sources: why the source is in ``error``."""
+    media: dict[str, Any] | None = None
+    """Sources, while live: ``{"videoCodec", "width", "height", "fps", "bitrate", "audioCodec", "sampleRate",
+    "channels"}`` as the publisher sends them (a field it cannot tell is absent)."""
     error: dict[str, Any] | None = None
     """``{"code", "message"}`` when a destination is in ``error``."""
 
@@ -311,6 +319,13 @@ class Source(Model):
             "POST", self._path() + "/session-tokens", json=to_wire(options), into=IngestCredentials
         )
 
+    def stream_key(self) -> Any:
+        """Create or rotate this source's static stream key (``POST .../stream-key``): shown once.
+
+        The previous key stops at once: new connections with it are refused and sessions it opened end.
+        """
+        return self._bound().call("POST", self._path() + "/stream-key", into=SourceStreamKey)
+
 
 def _hide_token_in(url: str, token: str | None) -> str:
     url = display.scrub(url, [token])
@@ -331,6 +346,16 @@ class IngestCredentials(Model):
     action: str = ""
     path: str = ""
     urls: dict[str, str] = field(default_factory=dict)
+    obs: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per RTMP(S) transport, ``{"server", "streamKey"}`` for OBS-style encoders (the key holds the credential)."""
+
+    def server(self, protocol: str = "rtmp") -> str:
+        """OBS "Server" for ``protocol`` (``rtmp`` or ``rtmps``)."""
+        return self.obs[protocol]["server"]
+
+    def stream_key(self, protocol: str = "rtmp") -> str:
+        """OBS "Stream Key" for ``protocol``: secret, like the token it carries."""
+        return self.obs[protocol]["streamKey"]
 
     def _rows(self) -> list[tuple[str, str]]:
         rows = [
@@ -340,6 +365,27 @@ class IngestCredentials(Model):
             ("expiresAt", display.plain(self.expires_at)),
         ]
         rows += [(f"url {k}", _hide_token_in(str(v), self.token)) for k, v in sorted(self.urls.items())]
+        rows += [(f"{k} server", str(v.get("server"))) for k, v in sorted(self.obs.items())]
+        return rows
+
+
+@dataclass(kw_only=True, eq=False, repr=False)
+class SourceStreamKey(Model):
+    """A source's static stream key, as ``POST .../stream-key`` answers it once; masked when shown."""
+
+    TITLE = "Stream key"
+    SECRET_FIELDS = ("stream_key",)
+    source_id: str = ""
+    path: str = ""
+    stream_key: str = ""
+    urls: dict[str, str] = field(default_factory=dict)
+    obs: dict[str, dict[str, str]] = field(default_factory=dict)
+    """Per RTMP(S) transport, ``{"server", "streamKey"}``: paste into OBS's Server and Stream Key."""
+
+    def _rows(self) -> list[tuple[str, str]]:
+        rows = [("sourceId", self.source_id), ("path", self.path), ("streamKey", display.mask(self.stream_key))]
+        rows += [(f"url {k}", _hide_token_in(str(v), self.stream_key)) for k, v in sorted(self.urls.items())]
+        rows += [(f"{k} server", str(v.get("server"))) for k, v in sorted(self.obs.items())]
         return rows
 
 

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+from trax.ingest.urls import encoder_fields
 from trax.settings import load_settings
 
 
@@ -25,8 +26,11 @@ async def cmd_mint(args: argparse.Namespace) -> int:
     async with _runtime(args) as rt:
         creds = await rt.media_tokens.mint(path=args.path, action=args.action, audience=args.audience, ttl=args.ttl)
     data = creds.to_json()
+    data["obs"] = encoder_fields(creds.urls)  # OBS-style Server + Stream Key per RTMP(S) transport
     lines = [f"token:   {creds.token}", f"expires: {data['expiresAt']}", f"path:    {creds.path} ({creds.action})"]
     lines += [f"{name + ':':8} {url}" for name, url in creds.urls.items()]
+    for name, pair in data["obs"].items():
+        lines += [f"{name} server:     {pair['server']}", f"{name} stream key: {pair['streamKey']}"]
     _out(args, data, "\n".join(lines))
     return 0
 

@@ -51,8 +51,14 @@ def ingest_urls(
     token: str,
     roles: Collection[str],
     overrides: Mapping[str, Any] | None = None,
+    *,
+    user: str = "trax",
 ) -> dict[str, str]:
-    """One URL per enabled protocol whose audience the token carries."""
+    """One URL per enabled protocol whose audience the token carries.
+
+    ``user`` is ``trax`` for a media token; a static stream key goes as both user and password
+    (``user=token``), the form docs/srt.md and docs/rtmp.md give for keys.
+    """
     extra: Mapping[str, Any] = ingest.model_extra or {}
     host = _host(ingest)
     urls: dict[str, str] = {}
@@ -65,7 +71,7 @@ def ingest_urls(
     if "srt" in wanted and "srt" not in urls and srt is not None:
         port = _port(srt, "port", DEFAULT_PORTS["srt"])
         # raw streamid: SRT listeners parse it without URL-decoding (docs/ingest.md)
-        streamid = f"{action}:{path}:trax:{token}"
+        streamid = f"{action}:{path}:{user}:{token}"
         if len(streamid.encode()) <= SRT_MAX_STREAMID:
             urls["srt"] = f"srt://{host}:{port}?streamid={streamid}"
         else:
@@ -73,7 +79,7 @@ def ingest_urls(
     rtmp = _enabled(extra, "rtmp")
     if rtmp is not None:
         port = _port(rtmp, "port", DEFAULT_PORTS["rtmp"])
-        query = f"?user=trax&pass={quote(token, safe='')}"
+        query = f"?user={quote(user, safe='')}&pass={quote(token, safe='')}"
         if "rtmp" in wanted and "rtmp" not in urls:
             urls["rtmp"] = f"rtmp://{host}:{port}/{path}{query}"
         tls = rtmp.get("rtmps") or rtmp.get("tls")
@@ -85,7 +91,7 @@ def ingest_urls(
     rtmps = _enabled(extra, "rtmps")
     if "rtmps" in wanted and "rtmps" not in urls and rtmps is not None:
         port = _port(rtmps, "port", DEFAULT_PORTS["rtmps"])
-        urls["rtmps"] = f"rtmps://{host}:{port}/{path}?user=trax&pass={quote(token, safe='')}"
+        urls["rtmps"] = f"rtmps://{host}:{port}/{path}?user={quote(user, safe='')}&pass={quote(token, safe='')}"
     whip = _enabled(extra, "whip")
     if whip is not None:
         port = _port(whip, "port", DEFAULT_PORTS["whip"])
@@ -96,3 +102,29 @@ def ingest_urls(
         if "whep" in wanted and action == "read" and "whep" not in urls:
             urls["whep"] = f"{base}/whep?access_token={token}"
     return urls
+
+
+RTMP_PROTOCOLS = ("rtmp", "rtmps")
+
+
+def rtmp_server_and_key(url: str) -> dict[str, str]:
+    """Split an RTMP(S) URL the way OBS and most encoders ask for it: ``server`` and ``streamKey``.
+
+    The server is ``scheme://host:port/<app>`` (the path's first segment) and the stream key is the
+    rest of the path with its query, so the key carries the credential and pasting the two into
+    "Server" and "Stream Key" sends exactly the full URL again (RTMP joins them with a ``/``).
+    """
+    scheme, rest = url.split("://", 1)
+    authority, _, tail = rest.partition("/")
+    app, _, key = tail.partition("/")
+    return {"server": f"{scheme}://{authority}/{app}", "streamKey": key}
+
+
+def encoder_fields(urls: Mapping[str, str]) -> dict[str, dict[str, str]]:
+    """``{"rtmp": {"server", "streamKey"}, "rtmps": {...}}`` for whichever RTMP(S) URLs ``urls`` holds."""
+    return {p: rtmp_server_and_key(urls[p]) for p in RTMP_PROTOCOLS if urls.get(p)}
+
+
+def stream_key_urls(ingest: IngestSettings, path: str, key: str) -> dict[str, str]:
+    """Publish URLs that carry a source's static stream key (``<key>:<key>`` where a user is asked)."""
+    return ingest_urls(ingest, path, "publish", key, ("ingest", "talk"), user=key)

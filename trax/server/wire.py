@@ -7,6 +7,7 @@ Request structs forbid unknown fields, so a typo is a 400 naming the field.
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -21,9 +22,11 @@ from trax.domain.keys import ApiKey
 from trax.domain.media import MediaAsset, Upload
 from trax.domain.program import BITRATE_RANGE, FPS_RANGE, MAX_PROGRAM_SOURCES, MAX_SIZE, MIN_SIZE, ProgramSettings
 from trax.domain.sources import Source, SourceKind
+from trax.domain.stream import SourceState as DomainSourceState
 from trax.domain.stream import StreamStatus
 from trax.domain.studios import Studio
 from trax.domain.text import NAME_PATTERN, PROSE_PATTERN
+from trax.ingest.urls import encoder_fields
 
 # --- shared field types ---------------------------------------------------------
 
@@ -186,9 +189,26 @@ class StudioUpdate(In):
     program: ProgramPatch | UnsetType = UNSET
 
 
+class SourceMediaOut(Out):
+    """What the publisher sends, while the source is live (fields it cannot tell are absent)."""
+
+    video_codec: Annotated[str, Meta(examples=["h264"])] | None = None
+    width: int | None = None
+    height: int | None = None
+    fps: float | None = None
+    bitrate: Annotated[int, Meta(description="Bits per second, every track together.")] | None = None
+    audio_codec: Annotated[str, Meta(examples=["aac"])] | None = None
+    sample_rate: int | None = None
+    channels: int | None = None
+
+
 class SourceState(Out):
     id: str
     status: SourceStatusT
+    name: str = ""
+    kind: SourceKindT | None = None
+    reason: Annotated[str, Meta(description="Why the source is in error.")] | None = None
+    media: SourceMediaOut | None = None
 
 
 class DestinationError(Out):
@@ -258,6 +278,29 @@ def destination_error(code: str | None, message: str | None) -> DestinationError
     return DestinationError(code=code or "error", message=message or "")
 
 
+def source_state_out(x: DomainSourceState) -> SourceState:
+    m = x.media
+    return SourceState(
+        id=x.id,
+        status=x.status.value,
+        name=x.name,
+        kind=None if x.kind is None else x.kind.value,
+        reason=x.reason,
+        media=None
+        if m is None
+        else SourceMediaOut(
+            video_codec=m.video_codec,
+            width=m.width,
+            height=m.height,
+            fps=m.fps,
+            bitrate=m.bitrate,
+            audio_codec=m.audio_codec,
+            sample_rate=m.sample_rate,
+            channels=m.channels,
+        ),
+    )
+
+
 def stream_status_out(s: StreamStatus) -> StreamStatusOut:
     program = s.program
     return StreamStatusOut(
@@ -265,7 +308,7 @@ def stream_status_out(s: StreamStatus) -> StreamStatusOut:
         status=s.status.value,
         updated_at=ts(s.updated_at),
         live_since=opt_ts(s.live_since),
-        sources=[SourceState(id=x.id, status=x.status.value) for x in s.sources],
+        sources=[source_state_out(x) for x in s.sources],
         destinations=[
             DestinationState(id=x.id, status=x.status.value, error=destination_error(x.error_code, x.error))
             for x in s.destinations
@@ -343,12 +386,43 @@ class IngestUrls(Out):
     whep: str | None = None
 
 
+class EncoderTarget(Out):
+    """An RTMP(S) URL split the way OBS asks for it: Server, then Stream Key (which carries the credential)."""
+
+    server: Annotated[str, Meta(examples=["rtmp://127.0.0.1:1935/inputs"])]
+    stream_key: Annotated[str, Meta(examples=["rtmp-6f1c2b9e-1d2a-4c1e-9b8f-2f0d7c3a5e41?user=trax&pass=<jwt>"])]
+
+
+class EncoderTargets(Out):
+    rtmp: EncoderTarget | None = None
+    rtmps: EncoderTarget | None = None
+
+
 class IngestCredentialsOut(Out):
     token: str
     expires_at: Timestamp
     action: Literal["publish", "read"]
     path: str
     urls: IngestUrls
+    obs: EncoderTargets = msgspec.field(default_factory=EncoderTargets)
+    """Per RTMP(S) transport, ``server`` and ``streamKey`` for encoders with separate fields (OBS, vMix)."""
+
+
+class StreamKeyOut(Out):
+    """A source's static stream key, shown this once (only a keyed hash is stored)."""
+
+    source_id: str
+    path: str
+    stream_key: Annotated[str, Meta(examples=["live_3q2b…"])]
+    urls: IngestUrls
+    obs: EncoderTargets = msgspec.field(default_factory=EncoderTargets)
+
+
+def stream_key_out(source_id: str, path: str, key: str, urls: dict[str, str]) -> StreamKeyOut:
+    known = {k: v for k, v in urls.items() if k in IngestUrls.__struct_fields__}
+    return StreamKeyOut(
+        source_id=source_id, path=path, stream_key=key, urls=IngestUrls(**known), obs=encoder_targets(known)
+    )
 
 
 class SessionTokenCreate(In):
@@ -364,6 +438,13 @@ def credentials_out(c: Any) -> IngestCredentialsOut:
         action=c.action,
         path=c.path,
         urls=IngestUrls(**urls),
+        obs=encoder_targets(urls),
+    )
+
+
+def encoder_targets(urls: dict[str, str]) -> EncoderTargets:
+    return EncoderTargets(
+        **{p: EncoderTarget(server=v["server"], stream_key=v["streamKey"]) for p, v in encoder_fields(urls).items()}
     )
 
 
@@ -669,6 +750,21 @@ def key_out(k: ApiKey) -> ApiKeyOut:
 
 def key_with_secret(k: ApiKey, secret: str) -> ApiKeyWithSecret:
     return ApiKeyWithSecret(**_key_fields(k), secret=secret)
+
+
+def require_strict(raw: bytes, kind: type[Struct]) -> None:
+    """Refuse a body that only Litestar's lenient conversion accepted (``0`` for ``false``, ``"5"`` for ``5``).
+
+    Litestar converts request data with ``strict=False`` (query strings need it); a JSON body must
+    match its documented types exactly, so ``{"playing": 0}`` is a 400, not a paused source.
+    """
+    try:
+        msgspec.json.decode(raw, type=kind)
+    except msgspec.ValidationError as exc:
+        found = re.search(r"at `\$\.([^`\[]+)", str(exc))
+        raise InvalidRequest(str(exc).split(" - at ", 1)[0] + ".", param=found.group(1) if found else None) from None
+    except msgspec.DecodeError:
+        raise InvalidRequest("The body is not valid JSON.") from None
 
 
 def changes(body: Struct) -> dict[str, Any]:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from trax.domain.base import utcnow
 from trax.domain.events import Event
 from trax.domain.ids import IdGenerator
 from trax.domain.keys import RateLimitOverride
 from trax.domain.pages import CursorCodec
+from trax.domain.stream import SourceMedia
 from trax.interfaces import BlobStore, Broadcaster, EventBus, Platform, Storage
 
 
@@ -33,6 +35,18 @@ class MediaPolicy:
     max_recording_bytes: int = 200 * 1024**3
 
 
+class IngestView(Protocol):
+    """What the use cases may ask of this process's ingest plane (the runtime supplies the hub's)."""
+
+    def media(self, path: str) -> SourceMedia | None:
+        """Live media facts of the publisher on ``path``, or ``None`` when nobody publishes it here."""
+        ...
+
+    async def end_publisher(self, path: str, reason: str | None = None) -> bool:
+        """End the session publishing ``path`` (its protocol drops the connection); False when there was none."""
+        ...
+
+
 @dataclass(slots=True)
 class ServiceDeps:
     storage: Storage
@@ -45,6 +59,8 @@ class ServiceDeps:
     media: MediaPolicy = field(default_factory=MediaPolicy)
     broadcast: Broadcaster | None = None
     """Set by the runtime once built; ``None`` runs no programs (go-live only records the state)."""
+    ingest: IngestView | None = None
+    """Set by the runtime once the hub exists; ``None`` (tests, tools): no live media facts, nothing to end."""
     key_rate_cap: RateLimitOverride | None = None
     """The deployment's default bucket: the most a key may grant another through the keys API (``None``: no cap)."""
 

@@ -134,6 +134,8 @@ class SourceService:
         """Issue a new static stream key (the old one stops working); shown once."""
         actor.require("sources:write")
         src = await self._load(actor, studio_id, source_id)
+        if src.kind is SourceKind.MEDIA:
+            raise InvalidRequest("A media source plays an asset; it takes no encoder and has no stream key.")
         key = STREAM_KEY_PREFIX + secrets.token_urlsafe(24)
         salt = secrets.token_urlsafe(12)
         updated = replace(
@@ -141,9 +143,14 @@ class SourceService:
             stream_key_hash=stream_key_hash(key, self._d.server_key),
             stream_key_salt=salt,
             stream_key_digest=stream_key_challenge_digest(key, salt),
-            updated_at=self._d.now(),
+            updated_at=self._d.bump(src.updated_at),
         )
         await self._d.storage.apply([Update(updated)])
+        # the old key stops at once: new connections fail the lookup above, and the session on the
+        # path is ended here (the hub does not record which credential opened it, so a token-opened
+        # session ends too; its encoder reconnects with its token)
+        if self._d.ingest is not None:
+            await self._d.ingest.end_publisher(src.path, None)
         return updated, key
 
     # --- used by the ingest plane (no tenant credential: it acts for the path) ---

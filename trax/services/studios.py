@@ -11,7 +11,7 @@ from trax.domain.chat import ChatMessage
 from trax.domain.destinations import Destination
 from trax.domain.errors import Conflict, NotFound
 from trax.domain.pages import Page
-from trax.domain.sources import Source
+from trax.domain.sources import Source, SourceStatus
 from trax.domain.stream import DestinationState, ProgramState, SourceState, StreamStatus
 from trax.domain.studios import Studio, StudioStatus, check_transition
 from trax.interfaces import Delete, Insert, Update, Write
@@ -145,11 +145,23 @@ class StudioService:
             status=studio.status,
             live_since=studio.live_since,
             updated_at=updated,
-            sources=tuple(SourceState(id=s.id, status=s.status) for s in sources),
+            sources=tuple(self._source_state(s) for s in sources),
             destinations=tuple(
                 DestinationState(id=d.id, status=d.status, error=d.error, error_code=d.error_code) for d in dests
             ),
             program=self._program_state(studio),
+        )
+
+    def _source_state(self, src: Source) -> SourceState:
+        live = src.status is SourceStatus.LIVE and self._d.ingest is not None
+        return SourceState(
+            id=src.id,
+            status=src.status,
+            name=src.name,
+            kind=src.kind,
+            reason=src.status_reason if src.status is SourceStatus.ERROR else None,
+            # only this process's hub is asked: with several processes, another may hold the publisher
+            media=self._d.ingest.media(src.path) if live and self._d.ingest is not None else None,
         )
 
     def _program_state(self, studio: Studio) -> ProgramState | None:

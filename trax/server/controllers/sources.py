@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import replace
+from typing import Any
 
-from litestar import Controller, Response, delete, get, patch, post
+from litestar import Controller, Request, Response, delete, get, patch, post
 from litestar.params import FromPath, JSONBody
 
 from trax.domain.errors import InvalidRequest, Unavailable
+from trax.ingest.urls import stream_key_urls
 from trax.server.routes import Actor, Cursor, Limit, Rt, Svc, created, route
 from trax.server.wire import (
     IngestCredentialsOut,
@@ -16,9 +18,12 @@ from trax.server.wire import (
     SourceOut,
     SourcePage,
     SourceUpdate,
+    StreamKeyOut,
     changes,
     credentials_out,
+    require_strict,
     source_out,
+    stream_key_out,
 )
 
 
@@ -55,8 +60,15 @@ class SourceController(Controller):
         **route("updateSource", "sources:write", summary="Update a source", body=True, mutating=True),
     )
     async def update_source(
-        self, svc: Svc, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str], data: JSONBody[SourceUpdate]
+        self,
+        svc: Svc,
+        actor: Actor,
+        request: Request[Any, Any, Any],
+        studioId: FromPath[str],
+        sourceId: FromPath[str],
+        data: JSONBody[SourceUpdate],
     ) -> SourceOut:
+        require_strict(await request.body(), SourceUpdate)
         return source_out(await svc.sources.update(actor, studioId, sourceId, changes(data)))
 
     @delete(
@@ -66,6 +78,22 @@ class SourceController(Controller):
     )
     async def delete_source(self, svc: Svc, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str]) -> None:
         await svc.sources.delete(actor, studioId, sourceId)
+
+    @post(
+        "/{sourceId:str}/stream-key",
+        status_code=200,
+        **route(
+            "rotateStreamKey",
+            "sources:write",
+            summary="Create or rotate the source's static stream key (shown once; the old key stops at once)",
+            mutating=True,
+        ),
+    )
+    async def rotate_stream_key(
+        self, svc: Svc, rt: Rt, actor: Actor, studioId: FromPath[str], sourceId: FromPath[str]
+    ) -> StreamKeyOut:
+        source, key = await svc.sources.rotate_stream_key(actor, studioId, sourceId)
+        return stream_key_out(source.id, source.path, key, stream_key_urls(rt.settings.ingest, source.path, key))
 
 
 class SessionTokenController(Controller):
