@@ -69,9 +69,23 @@ class Session:
     closed: bool = False
     release_quota: Callable[[], None] = field(default=lambda: None, repr=False)
     connect_deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
+    resource_key: bytes | None = field(default=None, repr=False)
+    """Digest of the key in the session URL, for a client that authenticated by URL (``?access_token=``)."""
 
     def owns(self, credential: str | None) -> bool:
-        return credential is not None and hmac.compare_digest(credential_digest(credential), self.credential)
+        if credential is None:
+            return False
+        digest = credential_digest(credential)
+        if self.resource_key is not None and hmac.compare_digest(digest, self.resource_key):
+            return True
+        return hmac.compare_digest(digest, self.credential)
+
+    def issue_resource_key(self) -> str:
+        """A key for this session's URL only: a client that put its token in the URL keeps authenticating by URL
+        (RFC 9725 clients DELETE the Location as given), without the media token being echoed back."""
+        key = secrets.token_urlsafe(24)
+        self.resource_key = credential_digest(key)
+        return key
 
 
 def _offered_codecs(sdp: str) -> set[str]:
