@@ -70,6 +70,8 @@ class Session:
     release_quota: Callable[[], None] = field(default=lambda: None, repr=False)
     connect_deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
     resource_key: bytes | None = field(default=None, repr=False)
+    forget_source: Callable[[], None] = field(default=_nothing, repr=False)
+    """Unregisters a WHEP session from its source publisher's close callbacks."""
     """Digest of the key in the session URL, for a client that authenticated by URL (``?access_token=``)."""
 
     def owns(self, credential: str | None) -> bool:
@@ -370,6 +372,11 @@ class WebRtcPlane:
                 tr.stop()
             await pc.close()
             raise
+        # a transcoded track reads a derived path, which outlives the publisher by the transcoder's linger (or is
+        # ended without saying why): the viewer is closed when the *source* leaves, as a passthrough viewer is
+        session.forget_source = publisher.on_close(lambda _reason: self._schedule_close(session))
+        if publisher.closed:  # it left while the answer was being made
+            self._schedule_close(session)
         self._watch_connection(session)
         self.sessions[session.id] = session
         return session, answer
@@ -423,6 +430,7 @@ class WebRtcPlane:
         session.closed = True
         self.sessions.pop(session.id, None)
         session.release_quota()
+        session.forget_source()
         if session.connect_deadline is not None:
             session.connect_deadline.cancel()
             session.connect_deadline = None
