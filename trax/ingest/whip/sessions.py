@@ -24,6 +24,7 @@ from trax.ingest.media import (
     vp8_is_keyframe,
 )
 from trax.ingest.whip.ice import rtc_configuration
+from trax.ingest.whip.keyframes import KeyframeRequester
 from trax.ingest.whip.options import WhipOptions
 from trax.ingest.whip.quota import SessionQuota
 from trax.ingest.whip.rtc import HubTrack, tap_receiver
@@ -71,6 +72,7 @@ class Session:
     connect_deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
     resource_key: bytes | None = field(default=None, repr=False)
     forget_source: Callable[[], None] = field(default=_nothing, repr=False)
+    keyframes: KeyframeRequester | None = field(default=None, repr=False)
     """Unregisters a WHEP session from its source publisher's close callbacks."""
     """Digest of the key in the session URL, for a client that authenticated by URL (``?access_token=``)."""
 
@@ -256,11 +258,17 @@ class WebRtcPlane:
             await pc.close()
             raise
         session.publisher = publisher
-        for t, track in taps:
-            tap_receiver(t.receiver, self._publish_sink(session, publisher, track))
         video_rx = next((t.receiver for t, tr in taps if tr.kind == "video"), None)
         if video_rx is not None:
-            publisher.on_keyframe_request = self._pli_sender(video_rx)
+            session.keyframes = KeyframeRequester(
+                video_rx,
+                sdp,
+                retry=self.options.keyframe_interval_seconds,
+                attempts=self.options.keyframe_request_attempts,
+            )
+            publisher.on_keyframe_request = session.keyframes.request
+        for t, track in taps:
+            tap_receiver(t.receiver, self._publish_sink(session, publisher, track))
         publisher.on_close(lambda _reason: self._schedule_close(session))
         self._watch_connection(session)
         self.sessions[session.id] = session
@@ -282,27 +290,11 @@ class WebRtcPlane:
                 key = True
             if session.first_packet_at is None:
                 session.first_packet_at = time.monotonic()
+            if key and track.kind == "video" and session.keyframes is not None:
+                session.keyframes.keyframe_seen()
             publisher.send(Packet(index, data, ts, ts, key))
 
         return on_frame
-
-    def _pli_sender(self, receiver: Any) -> Callable[[], None]:
-        last = [0.0]
-        interval = self.options.keyframe_interval_seconds
-
-        def request() -> None:
-            now = time.monotonic()
-            if now - last[0] < interval:
-                return
-            sources = receiver.getSynchronizationSources()
-            if not sources:
-                return
-            last[0] = now
-            task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[0].source))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-        return request
 
     # --- WHEP -----------------------------------------------------------------------------
 
@@ -438,6 +430,8 @@ class WebRtcPlane:
             track.stop()
         for reader in session.readers:
             reader.close()
+        if session.keyframes is not None:
+            await session.keyframes.close()
         if session.publisher is not None:
             await session.publisher.close(reason)
         with contextlib.suppress(Exception):
