@@ -23,6 +23,7 @@ from trax.ingest.media import (
     Track,
     vp8_is_keyframe,
 )
+from trax.ingest.whip.dtls import connection_failure_reason, prefer_dtls_server
 from trax.ingest.whip.ice import rtc_configuration
 from trax.ingest.whip.keyframes import KeyframeRequester
 from trax.ingest.whip.options import WhipOptions
@@ -174,6 +175,7 @@ class WebRtcPlane:
             if "codec" in str(exc).lower() or type(exc).__name__ == "OperationError":
                 raise InvalidRequest("The SDP offer shares no codec with this stream.") from None
             raise InvalidRequest("The SDP offer is malformed.") from None
+        prefer_dtls_server(pc)
 
     async def _answer(self, pc: Any) -> str:
         try:
@@ -390,7 +392,7 @@ class WebRtcPlane:
                 session.connect_deadline = None
             elif state == "failed":
                 # ICE or DTLS failed (e.g. a certificate that does not match the offer's fingerprint)
-                await self.end(session, reason="WebRTC connection failed (ICE/DTLS)")
+                await self.end(session, reason=connection_failure_reason(session.pc))
             elif state == "closed":
                 await self.end(session)
 
@@ -404,7 +406,7 @@ class WebRtcPlane:
             session.path,
             self.options.connect_timeout_seconds,
         )
-        self._schedule_close(session, reason="WebRTC connection not established in time (ICE/DTLS)")
+        self._schedule_close(session, reason=connection_failure_reason(session.pc, timed_out=True))
 
     def _schedule_close(self, session: Session, reason: str | None = None) -> None:
         if session.closed:
