@@ -23,6 +23,7 @@ from trax.ingest.media import (
     Track,
     vp8_is_keyframe,
 )
+from trax.ingest.whip.aac import OpusToAac
 from trax.ingest.whip.dtls import connection_failure_reason, prefer_dtls_server
 from trax.ingest.whip.ice import rtc_configuration
 from trax.ingest.whip.keyframes import KeyframeRequester
@@ -253,6 +254,9 @@ class WebRtcPlane:
                 taps.append((chosen_t, track))
             if not tracks:
                 raise InvalidRequest("The SDP offer shares no codec with this server (H264, VP8, Opus).")
+            aac = OpusToAac(len(tracks)) if self.options.aac_for_rtmp and any(t.codec == "opus" for t in tracks) else None
+            if aac is not None:
+                tracks.append(aac.track)
             answer = await self._answer(pc)
             session = self._new_session("whip", path, pc, credential)
             publisher = await self.hub.open_publisher(path, "whip", tracks)
@@ -270,14 +274,16 @@ class WebRtcPlane:
             )
             publisher.on_keyframe_request = session.keyframes.request
         for t, track in taps:
-            tap_receiver(t.receiver, self._publish_sink(session, publisher, track))
+            tap_receiver(t.receiver, self._publish_sink(session, publisher, track, aac if track.codec == "opus" else None))
         publisher.on_close(lambda _reason: self._schedule_close(session))
         self._watch_connection(session)
         self.sessions[session.id] = session
         log.info("WHIP publish on %s (%s)", path, ", ".join(f"{t.kind}:{t.codec}" for t in tracks))
         return session, answer
 
-    def _publish_sink(self, session: Session, publisher: Publisher, track: Track) -> Callable[[Any, Any], None]:
+    def _publish_sink(
+        self, session: Session, publisher: Publisher, track: Track, aac: OpusToAac | None = None
+    ) -> Callable[[Any, Any], None]:
         params = H264ParameterSets() if track.codec == "h264" else None
         index = track.index
 
@@ -294,7 +300,14 @@ class WebRtcPlane:
                 session.first_packet_at = time.monotonic()
             if key and track.kind == "video" and session.keyframes is not None:
                 session.keyframes.keyframe_seen()
-            publisher.send(Packet(index, data, ts, ts, key))
+            packet = Packet(index, data, ts, ts, key)
+            publisher.send(packet)
+            if aac is not None:
+                if not publisher.readers:
+                    aac.pause()
+                    return
+                for out in aac.convert(packet):
+                    publisher.send(out)
 
         return on_frame
 
