@@ -43,8 +43,13 @@ AUDIO = (
 async def test_simple_whip_client_publishes_and_whep_decodes(tmp_path: Path, codec: str) -> None:
     inspect = require_tool("gst-inspect-1.0", why="GStreamer webrtcbin as a WHIP publisher")
     for element in ("webrtcbin", "nicesink", "x264enc", "vp8enc", "opusenc"):
-        found = subprocess.run([inspect, element], capture_output=True, timeout=30).returncode == 0
-        require(found, f"GStreamer element {element} is missing (gstreamer1.0-plugins-bad/-good/-ugly, gstreamer1.0-nice)")
+        probe = await asyncio.create_subprocess_exec(
+            inspect, element, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        )
+        found = await asyncio.wait_for(probe.wait(), 30) == 0
+        require(
+            found, f"GStreamer element {element} is missing (gstreamer1.0-plugins-bad/-good/-ugly, gstreamer1.0-nice)"
+        )
     async with whip_plane(tmp_path, host_candidates=None) as plane:  # libnice offers no loopback candidate
         src = await plane.source()
         token = await plane.token(src.path, "publish", audience="trax-talk")

@@ -254,7 +254,9 @@ class WebRtcPlane:
                 taps.append((chosen_t, track))
             if not tracks:
                 raise InvalidRequest("The SDP offer shares no codec with this server (H264, VP8, Opus).")
-            aac = OpusToAac(len(tracks)) if self.options.aac_for_rtmp and any(t.codec == "opus" for t in tracks) else None
+            aac = (
+                OpusToAac(len(tracks)) if self.options.aac_for_rtmp and any(t.codec == "opus" for t in tracks) else None
+            )
             if aac is not None:
                 tracks.append(aac.track)
             answer = await self._answer(pc)
@@ -274,7 +276,9 @@ class WebRtcPlane:
             )
             publisher.on_keyframe_request = session.keyframes.request
         for t, track in taps:
-            tap_receiver(t.receiver, self._publish_sink(session, publisher, track, aac if track.codec == "opus" else None))
+            tap_receiver(
+                t.receiver, self._publish_sink(session, publisher, track, aac if track.codec == "opus" else None)
+            )
         publisher.on_close(lambda _reason: self._schedule_close(session))
         self._watch_connection(session)
         self.sessions[session.id] = session
