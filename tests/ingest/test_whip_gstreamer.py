@@ -68,7 +68,11 @@ async def test_simple_whip_client_publishes_and_whep_decodes(tmp_path: Path, cod
                     + (tmp_path / "whip-client.log").read_text(errors="replace")[-3000:]
                 ) from None
             publisher = plane.rt.hub.publisher(src.path)
-            assert publisher is not None and {t.codec for t in publisher.tracks} == {codec, "opus"}
+            assert publisher is not None and {t.codec for t in publisher.tracks} == {
+                codec,
+                "opus",
+                "aac",
+            }  # AAC: for RTMP
             read = await plane.token(src.path, "read", audience="trax-read")
             async with WhepPlayer(plane.url(src.path, "whep"), read) as viewer:
                 await wait_for(lambda: viewer.frames["video"] >= 30 and viewer.frames["audio"] >= 30, within=20)
