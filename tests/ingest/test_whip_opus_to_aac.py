@@ -20,10 +20,11 @@ from trax.services import Principal
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
 
-async def audio_frames_read(ffmpeg: str, url: str, want: int) -> tuple[str, int]:
-    """(the input's audio codec as ffmpeg names it, audio frames it decoded) reading ``url``."""
+async def audio_frames_read(ffmpeg: str, url: str, want: int, audio: int = 0) -> tuple[str, int]:
+    """(the codec of the input's audio stream ``audio`` as ffmpeg names it, audio frames it decoded) from ``url``."""
     proc = await asyncio.create_subprocess_exec(
-        ffmpeg, "-nostdin", "-hide_banner", "-i", url, "-map", "0:a:0", "-frames:a", str(want), "-f", "framecrc", "-",
+        ffmpeg, "-nostdin", "-hide_banner", "-i", url, "-map", f"0:a:{audio}", "-frames:a", str(want),
+        "-f", "framecrc", "-",
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
     try:
@@ -34,9 +35,9 @@ async def audio_frames_read(ffmpeg: str, url: str, want: int) -> tuple[str, int]
         raise
     log = err.decode(errors="replace")
     assert proc.returncode == 0, log[-800:]
-    codec = re.search(r"Stream #0:\d+.*?: Audio: (\w+)", log)
+    codecs = re.findall(r"Stream #0:\d+.*?: Audio: (\w+)", log)
     decoded = [line for line in out.decode().splitlines() if line.startswith("0,")]
-    return (codec.group(1) if codec else "none"), len(decoded)
+    return (codecs[audio] if len(codecs) > audio else "none"), len(decoded)
 
 
 async def test_whip_opus_is_read_over_rtmp_as_aac_encoded_once(tmp_path: Path) -> None:
@@ -44,6 +45,7 @@ async def test_whip_opus_is_read_over_rtmp_as_aac_encoded_once(tmp_path: Path) -
     ingest = {
         "whip": {"enabled": True, "port": 0, "host_candidates": ["127.0.0.1"]},
         "rtmp": {"enabled": True, "port": free_port()},
+        "srt": {"enabled": True, "port": free_port()},
     }
     async with Runtime(memory_settings(tmp_path, ingest=ingest)) as rt:  # type: ignore[arg-type]
         await rt.start_transports()
@@ -65,3 +67,5 @@ async def test_whip_opus_is_read_over_rtmp_as_aac_encoded_once(tmp_path: Path) -
             for codec, decoded in results:
                 assert codec == "aac" and decoded >= 40, results
             assert len([t for t in publisher.tracks if t.codec == "aac"]) == 1
+            # SRT (MPEG-TS) carries both: Opus first (as published), then the same AAC
+            assert await audio_frames_read(ffmpeg, read.urls["srt"], 40, audio=1) == ("aac", 40)
