@@ -9,10 +9,13 @@ SIGTERM, then DELETEs its session. Prints ``status <code>`` after the POST.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import signal
 import sys
 import time
+import urllib.error
+import urllib.parse
 import urllib.request
 from ctypes import POINTER, byref, c_char_p, c_int, c_uint, c_void_p
 
@@ -113,7 +116,7 @@ def main(url: str, token: str, video: str, audio: str | None) -> int:
     delete = urllib.request.Request(
         urllib.parse.urljoin(url, location), method="DELETE", headers={"Authorization": f"Bearer {token}"}
     )
-    with __import__("contextlib").suppress(OSError):
+    with contextlib.suppress(OSError):
         urllib.request.urlopen(delete, timeout=5).close()
     gst.gst_element_set_state(c_void_p(pipeline), NULL_STATE)
     return 0
