@@ -13,6 +13,7 @@ import jwt
 
 from tests.conftest import memory_settings
 from trax.domain.sources import Source
+from trax.ingest.low_s import to_low_s
 from trax.runtime import Runtime
 from trax.services import Principal
 
@@ -40,7 +41,8 @@ class Plane:
         key = tokens._own.keys[tokens.kid].private
         now = int(time.time())
         body = {"iss": "trax", "aud": "trax-talk", "action": "publish", "iat": now, "exp": now + 60, **claims}
-        return jwt.encode(body, key, "ES256", headers={"kid": tokens.kid})
+        # low-S, as trax signs and requires: a raw ECDSA signature is high-S half the time (a 401 by chance)
+        return to_low_s(jwt.encode(body, key, "ES256", headers={"kid": tokens.kid}))
 
     def url(self, path: str, endpoint: str) -> str:
         return f"{self.base}/{path}/{endpoint}"
