@@ -326,7 +326,11 @@ async def test_a_failed_dtls_handshake_puts_the_source_in_error(plane: Plane) ->
             unsub()
             await pub.pc.close()
     assert events[0] == ("connecting", None)
-    assert events[-1] == ("error", "WebRTC connection failed (ICE/DTLS)")
+    # the reason says which step failed (ICE worked here), in the event and in the API's source
+    reason = "WebRTC connection failed: the DTLS handshake failed (no cipher suite in common, or a certificate"
+    assert events[-1][0] == "error" and events[-1][1].startswith(reason), events
+    got = await plane.rt.services.sources.get(plane.op, plane.studio_id, src.id)
+    assert got.status.value == "error" and got.status_reason == events[-1][1]
     assert plane.rt.hub.publisher(src.path) is None
 
 

@@ -113,9 +113,17 @@ class Publisher:
     def readers(self) -> int:
         return len(self._readers)
 
-    def on_close(self, callback: Callable[[str | None], Any]) -> None:
-        """Call ``callback(reason)`` when the publisher leaves (also when the watchdog ends it)."""
+    def on_close(self, callback: Callable[[str | None], Any]) -> Callable[[], None]:
+        """Call ``callback(reason)`` when the publisher leaves (also when the watchdog ends it).
+
+        The result unregisters it: a watcher that leaves first (a viewer) must not pile up on a 24/7 publisher."""
         self._close_callbacks.append(callback)
+
+        def forget() -> None:
+            with contextlib.suppress(ValueError):
+                self._close_callbacks.remove(callback)
+
+        return forget
 
     def is_keyframe(self, packet: Packet) -> bool:
         return packet.keyframe and (self.key_track is None or packet.track == self.key_track)

@@ -31,6 +31,7 @@ from trax.domain.errors import (
     UnsupportedMediaType,
 )
 from trax.domain.paths import is_valid_path
+from trax.ingest.whip.cors import RealOptionsCors
 from trax.ingest.whip.http import SDP, TRICKLE, as_trax_error, bearer, error_response, request_id
 from trax.ingest.whip.ice import link_headers
 from trax.ingest.whip.options import WhipOptions
@@ -71,7 +72,7 @@ def create_whip_app(
     authorize: Authorize,
     path_exists: PathExists,
     new_request_id: Callable[[], str],
-) -> Litestar:
+) -> RealOptionsCors:
     links = ", ".join(link_headers(options.ice_servers))
 
     def rid(request: Request[Any, Any, Any]) -> str:
@@ -107,6 +108,9 @@ def create_whip_app(
         else:
             session, answer = await plane.play(path, sdp, credential, account=account)
         location = f"/{path}/{endpoint}/{session.id}"
+        if not request.headers.get("authorization"):
+            # the credential came in the URL: so must the session's, or DELETE on the Location answers 401
+            location += f"?access_token={session.issue_resource_key()}"
         extra = {"Location": location, "ETag": session.etag}
         if links:
             extra["Link"] = links
@@ -159,10 +163,11 @@ def create_whip_app(
         allow_origins=list(options.cors_origins),
         allow_methods=["POST", "DELETE", "PATCH", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-Id"],
-        expose_headers=["Location", "ETag", "Link", "X-Request-Id", "Accept-Post", "WWW-Authenticate"],
+        # what RFC 9725 clients read: Location, ETag, Link (ICE servers), Accept-Post/Accept-Patch (OPTIONS)
+        expose_headers=["Location", "ETag", "Link", "Accept-Post", "Accept-Patch", "X-Request-Id", "WWW-Authenticate"],
         max_age=600,
     )
-    return Litestar(
+    app = Litestar(
         [dispatch],
         cors_config=cors,
         exception_handlers={Exception: on_error},
@@ -173,3 +178,4 @@ def create_whip_app(
         logging_config=None,
         debug=False,
     )
+    return RealOptionsCors(app, cors)

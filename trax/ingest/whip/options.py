@@ -52,4 +52,10 @@ class WhipOptions(BaseModel):
     reader_queue: int = Field(default=300, ge=8)
     """Packets a WHEP viewer may fall behind before it skips to the next keyframe."""
     keyframe_interval_seconds: float = Field(default=0.5, ge=0)
-    """Keyframe requests (PLI) to a WHIP publisher are sent at most this often."""
+    """Keyframe requests (PLI) to a WHIP publisher are sent at most this often, and repeated this often until a
+    keyframe arrives (a PLI may be lost or ignored, and browsers may otherwise send none for minutes)."""
+    keyframe_request_attempts: int = Field(default=10, ge=1, le=100)
+    """How many times one keyframe request is repeated before giving up (until the next newcomer asks)."""
+    aac_for_rtmp: bool = True
+    """A WHIP publisher's Opus audio is also published as AAC (encoded once per path, only while the path has
+    readers), so RTMP and SRT players get sound; ``false`` leaves them video-only and saves the encode."""

@@ -23,7 +23,10 @@ from trax.ingest.media import (
     Track,
     vp8_is_keyframe,
 )
+from trax.ingest.whip.aac import OpusToAac
+from trax.ingest.whip.dtls import connection_failure_reason, prefer_dtls_server
 from trax.ingest.whip.ice import rtc_configuration
+from trax.ingest.whip.keyframes import KeyframeRequester
 from trax.ingest.whip.options import WhipOptions
 from trax.ingest.whip.quota import SessionQuota
 from trax.ingest.whip.rtc import HubTrack, tap_receiver
@@ -69,9 +72,26 @@ class Session:
     closed: bool = False
     release_quota: Callable[[], None] = field(default=lambda: None, repr=False)
     connect_deadline: asyncio.TimerHandle | None = field(default=None, repr=False)
+    resource_key: bytes | None = field(default=None, repr=False)
+    forget_source: Callable[[], None] = field(default=_nothing, repr=False)
+    keyframes: KeyframeRequester | None = field(default=None, repr=False)
+    """Unregisters a WHEP session from its source publisher's close callbacks."""
+    """Digest of the key in the session URL, for a client that authenticated by URL (``?access_token=``)."""
 
     def owns(self, credential: str | None) -> bool:
-        return credential is not None and hmac.compare_digest(credential_digest(credential), self.credential)
+        if credential is None:
+            return False
+        digest = credential_digest(credential)
+        if self.resource_key is not None and hmac.compare_digest(digest, self.resource_key):
+            return True
+        return hmac.compare_digest(digest, self.credential)
+
+    def issue_resource_key(self) -> str:
+        """A key for this session's URL only: a client that put its token in the URL keeps authenticating by URL
+        (RFC 9725 clients DELETE the Location as given), without the media token being echoed back."""
+        key = secrets.token_urlsafe(24)
+        self.resource_key = credential_digest(key)
+        return key
 
 
 def _offered_codecs(sdp: str) -> set[str]:
@@ -156,6 +176,7 @@ class WebRtcPlane:
             if "codec" in str(exc).lower() or type(exc).__name__ == "OperationError":
                 raise InvalidRequest("The SDP offer shares no codec with this stream.") from None
             raise InvalidRequest("The SDP offer is malformed.") from None
+        prefer_dtls_server(pc)
 
     async def _answer(self, pc: Any) -> str:
         try:
@@ -233,6 +254,11 @@ class WebRtcPlane:
                 taps.append((chosen_t, track))
             if not tracks:
                 raise InvalidRequest("The SDP offer shares no codec with this server (H264, VP8, Opus).")
+            aac = (
+                OpusToAac(len(tracks)) if self.options.aac_for_rtmp and any(t.codec == "opus" for t in tracks) else None
+            )
+            if aac is not None:
+                tracks.append(aac.track)
             answer = await self._answer(pc)
             session = self._new_session("whip", path, pc, credential)
             publisher = await self.hub.open_publisher(path, "whip", tracks, takeover=True)
@@ -240,18 +266,28 @@ class WebRtcPlane:
             await pc.close()
             raise
         session.publisher = publisher
-        for t, track in taps:
-            tap_receiver(t.receiver, self._publish_sink(session, publisher, track))
         video_rx = next((t.receiver for t, tr in taps if tr.kind == "video"), None)
         if video_rx is not None:
-            publisher.on_keyframe_request = self._pli_sender(video_rx)
+            session.keyframes = KeyframeRequester(
+                video_rx,
+                sdp,
+                retry=self.options.keyframe_interval_seconds,
+                attempts=self.options.keyframe_request_attempts,
+            )
+            publisher.on_keyframe_request = session.keyframes.request
+        for t, track in taps:
+            tap_receiver(
+                t.receiver, self._publish_sink(session, publisher, track, aac if track.codec == "opus" else None)
+            )
         publisher.on_close(lambda _reason: self._schedule_close(session))
         self._watch_connection(session)
         self.sessions[session.id] = session
         log.info("WHIP publish on %s (%s)", path, ", ".join(f"{t.kind}:{t.codec}" for t in tracks))
         return session, answer
 
-    def _publish_sink(self, session: Session, publisher: Publisher, track: Track) -> Callable[[Any, Any], None]:
+    def _publish_sink(
+        self, session: Session, publisher: Publisher, track: Track, aac: OpusToAac | None = None
+    ) -> Callable[[Any, Any], None]:
         params = H264ParameterSets() if track.codec == "h264" else None
         index = track.index
 
@@ -266,27 +302,18 @@ class WebRtcPlane:
                 key = True
             if session.first_packet_at is None:
                 session.first_packet_at = time.monotonic()
-            publisher.send(Packet(index, data, ts, ts, key))
+            if key and track.kind == "video" and session.keyframes is not None:
+                session.keyframes.keyframe_seen()
+            packet = Packet(index, data, ts, ts, key)
+            publisher.send(packet)
+            if aac is not None:
+                if not publisher.readers:
+                    aac.pause()
+                    return
+                for out in aac.convert(packet):
+                    publisher.send(out)
 
         return on_frame
-
-    def _pli_sender(self, receiver: Any) -> Callable[[], None]:
-        last = [0.0]
-        interval = self.options.keyframe_interval_seconds
-
-        def request() -> None:
-            now = time.monotonic()
-            if now - last[0] < interval:
-                return
-            sources = receiver.getSynchronizationSources()
-            if not sources:
-                return
-            last[0] = now
-            task = asyncio.ensure_future(receiver._send_rtcp_pli(sources[0].source))
-            self._closing.add(task)
-            task.add_done_callback(self._closing.discard)
-
-        return request
 
     # --- WHEP -----------------------------------------------------------------------------
 
@@ -356,6 +383,11 @@ class WebRtcPlane:
                 tr.stop()
             await pc.close()
             raise
+        # a transcoded track reads a derived path, which outlives the publisher by the transcoder's linger (or is
+        # ended without saying why): the viewer is closed when the *source* leaves, as a passthrough viewer is
+        session.forget_source = publisher.on_close(lambda _reason: self._schedule_close(session))
+        if publisher.closed:  # it left while the answer was being made
+            self._schedule_close(session)
         self._watch_connection(session)
         self.sessions[session.id] = session
         return session, answer
@@ -377,7 +409,7 @@ class WebRtcPlane:
                 session.connect_deadline = None
             elif state == "failed":
                 # ICE or DTLS failed (e.g. a certificate that does not match the offer's fingerprint)
-                await self.end(session, reason="WebRTC connection failed (ICE/DTLS)")
+                await self.end(session, reason=connection_failure_reason(session.pc))
             elif state == "closed":
                 await self.end(session)
 
@@ -391,7 +423,7 @@ class WebRtcPlane:
             session.path,
             self.options.connect_timeout_seconds,
         )
-        self._schedule_close(session, reason="WebRTC connection not established in time (ICE/DTLS)")
+        self._schedule_close(session, reason=connection_failure_reason(session.pc, timed_out=True))
 
     def _schedule_close(self, session: Session, reason: str | None = None) -> None:
         if session.closed:
@@ -409,6 +441,7 @@ class WebRtcPlane:
         session.closed = True
         self.sessions.pop(session.id, None)
         session.release_quota()
+        session.forget_source()
         if session.connect_deadline is not None:
             session.connect_deadline.cancel()
             session.connect_deadline = None
@@ -416,6 +449,8 @@ class WebRtcPlane:
             track.stop()
         for reader in session.readers:
             reader.close()
+        if session.keyframes is not None:
+            await session.keyframes.close()
         if session.publisher is not None:
             await session.publisher.close(reason)
         with contextlib.suppress(Exception):
