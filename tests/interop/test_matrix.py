@@ -56,6 +56,9 @@ READ = [
 ]
 
 LATE_JOIN_DELAY_S = 10
+# Debian 12's whip-client links libsoup 2.4 while libnice (webrtcbin's ICE) pulls libsoup 3 through gupnp-igd:
+# the process aborts when webrtcbin loads, before any WHIP request (meetecho/simple-whip-client#13).
+LIBSOUP_CLASH = "Debian's simple-whip-client build mixes libsoup2 and libsoup3; see docs/interop.md"
 LATE_JOIN_FIRST_FRAME_MS = 2000
 
 
@@ -91,7 +94,10 @@ async def _ended(publisher: Any) -> str:
     """Resolves when a publisher gives up (a process exits, or a browser page reports an error)."""
     if isinstance(publisher, Client):
         code = await publisher.proc.wait()
-        return f"{publisher.name} exited with {code}: {publisher.tail() or 'no error output'}"
+        why = publisher.tail() or "no error output"
+        if "libsoup2 symbols detected" in why:
+            why += f" [{LIBSOUP_CLASH}]"
+        return f"{publisher.name} exited with {code}: {why}"
     while True:
         report = publisher()
         if report.get("phase") == "error" or report.get("timeout"):

@@ -29,16 +29,15 @@ async function play(state, want, seconds) {
   video.muted = true;
   video.autoplay = true;
   document.body.appendChild(video);
-  const player = new WebRTCPlayer({ video, type: 'whep', iceServers: [], statsTypeFilter: '^inbound-rtp$' });
+  const player = new WebRTCPlayer({ video, type: 'whep', iceServers: [] });
   const started = performance.now();
-  player.on('stats:inbound-rtp', (s) => {
-    if (s.kind !== 'video') return;
-    state.framesDecoded = s.framesDecoded || 0;
-    if (state.firstFrameMs === undefined && state.framesDecoded > 0) state.firstFrameMs = performance.now() - started;
-  });
+  // the first picture, as the page shows it (the player's own stats event comes only every 5 s)
+  video.requestVideoFrameCallback(() => { state.firstFrameMs = performance.now() - started; });
   await player.load(new URL(q.get('whep')));
   for (let i = 0; i < seconds * 4 && (state.framesDecoded || 0) < want; i++) {
     await sleep(250);
+    const got = await videoStat(player.peer, 'inbound-rtp');
+    state.framesDecoded = got ? got.framesDecoded || 0 : 0;
     await report({ ...state, phase: 'playing' });
   }
   state.playMs = performance.now() - started;
@@ -64,6 +63,9 @@ async function main() {
     } else if (state.mode === 'late') {
       // publish, then join as a viewer only after `delay` seconds: the viewer needs a fresh keyframe
       const client = await publish(state);
+      // the delay counts from the moment media flows, so "late" means late for the stream, not the page
+      for (let i = 0; i < 40 && client.peer.connectionState !== 'connected'; i++) await sleep(250);
+      state.publisherState = client.peer.connectionState;
       await sleep(Number(q.get('delay') || '10') * 1000);
       const sent = await videoStat(client.peer, 'outbound-rtp');
       state.framesEncoded = sent ? sent.framesEncoded : 0;
