@@ -241,4 +241,8 @@ async def _late_joiner(trax: Trax, bundle: Path, tmp: Path) -> str:
     assert report.get("publishing") and int(report.get("framesEncoded") or 0) > 0, f"the publish failed: {report}"
     assert decoded >= FRAMES, f"the late viewer decoded {decoded} frames in 15 s: {report}"
     assert first is not None and first <= LATE_JOIN_FIRST_FRAME_MS, f"first frame after {first} ms: {report}"
-    return f"{decoded} frames, first after {first:.0f} ms"
+    at_join, after = report.get("publisherAtJoin") or {}, report.get("publisherAfterPlay") or {}
+    return (
+        f"{decoded} frames, first after {first:.0f} ms; publisher keyframes {at_join.get('keyFramesEncoded')}"
+        f"->{after.get('keyFramesEncoded')}, PLIs received {at_join.get('pliCount')}->{after.get('pliCount')}"
+    )

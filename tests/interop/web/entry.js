@@ -67,9 +67,16 @@ async function main() {
       for (let i = 0; i < 40 && client.peer.connectionState !== 'connected'; i++) await sleep(250);
       state.publisherState = client.peer.connectionState;
       await sleep(Number(q.get('delay') || '10') * 1000);
-      const sent = await videoStat(client.peer, 'outbound-rtp');
-      state.framesEncoded = sent ? sent.framesEncoded : 0;
+      const sender = async (when) => {
+        // what the publisher saw: keyframes it made and keyframe requests (PLI) that reached it
+        const sent = await videoStat(client.peer, 'outbound-rtp');
+        state.framesEncoded = sent ? sent.framesEncoded : 0;
+        state[when] = sent ? { keyFramesEncoded: sent.keyFramesEncoded, pliCount: sent.pliCount,
+                               firCount: sent.firCount, frameWidth: sent.frameWidth } : null;
+      };
+      await sender('publisherAtJoin');
       await play(state, want, seconds);
+      await sender('publisherAfterPlay');
       await client.destroy();
     } else {
       throw new Error('unknown mode ' + state.mode);
