@@ -99,16 +99,19 @@ async def run_page(bundle: Path, workdir: Path, query: Mapping[str, str], *, lim
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
         stderr=(workdir / f"{profile.name}.log").open("wb"),
     )  # fmt: skip
+    finished = asyncio.ensure_future(asyncio.to_thread(pages.finished.wait, limit))
+    exited = asyncio.ensure_future(proc.wait())
     try:
-        deadline = time.monotonic() + limit
-        while not pages.finished.is_set() and time.monotonic() < deadline and proc.returncode is None:
-            await asyncio.sleep(0.2)
+        await asyncio.wait({finished, exited}, return_when=asyncio.FIRST_COMPLETED)
         result = pages.last()
         if not pages.finished.is_set():
-            result["timeout"] = f"no final report within {limit:.0f}s"
+            result["timeout"] = f"no final report within {limit:.0f}s (Chromium exit {proc.returncode})"
         return result
     finally:
         if proc.returncode is None:
             proc.kill()
         await proc.wait()
+        exited.cancel()
+        pages.finished.set()  # releases the waiting thread
+        await asyncio.gather(finished, return_exceptions=True)
         pages.close()

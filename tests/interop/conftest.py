@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -52,11 +52,12 @@ def matrix_table(request: pytest.FixtureRequest) -> Iterator[None]:
 
 
 @pytest.hookimpl(hookwrapper=True)
-def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Iterator[None]:
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, None]:
     """Each cell's outcome, in words for the table: ok (frames), failed (reason), skipped (reason)."""
     outcome = yield
     report: pytest.TestReport = outcome.get_result()
-    cell = getattr(item, "callspec", None) and item.callspec.params.get("cell")
+    callspec = getattr(item, "callspec", None)
+    cell = callspec.params.get("cell") if callspec is not None else None
     if not isinstance(cell, Cell):
         return
     if report.skipped:
@@ -66,7 +67,8 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     elif report.failed:
         crash = getattr(report.longrepr, "reprcrash", None)
         message = crash.message if crash is not None else str(report.longrepr)
-        RESULTS[cell] = f"failed ({' '.join(message.split())[:160]})"
+        message = " ".join(message.split()).removeprefix("AssertionError: ")
+        RESULTS[cell] = f"failed ({message[:220]})"
     elif report.when == "call":
         detail = dict(report.user_properties).get("result", "")
         RESULTS[cell] = f"ok ({detail})" if detail else "ok"

@@ -51,9 +51,7 @@ class Client:
 
 
 @contextlib.asynccontextmanager
-async def running(
-    cmd: Sequence[str], name: str, workdir: Path, *, stdout: Path | None = None
-) -> AsyncIterator[Client]:
+async def running(cmd: Sequence[str], name: str, workdir: Path, *, stdout: Path | None = None) -> AsyncIterator[Client]:
     log = workdir / f"{name}.log"
     out = stdout.open("wb") if stdout else asyncio.subprocess.DEVNULL
     try:
