@@ -43,21 +43,15 @@ class ObsFields:
 
 
 def obs_fields(answer: Mapping[str, Any], protocol: str) -> ObsFields:
-    """The answer's ``server``/``streamKey`` pair for ``protocol`` when it carries one, else the URL split.
+    """The answer's ``obs.<protocol>`` ``server``/``streamKey`` pair when it carries one, else the URL split.
 
-    The separate fields are being added to session-token answers; until every server has them, the
-    full URL split at its last '/' is exactly what a streamer would paste into OBS.
+    Session-token answers are gaining these fields; until every server has them, the full URL split at
+    its last '/' is exactly what a streamer would paste into OBS.
     """
-    for container in (answer.get(protocol), answer.get("obs", {}).get(protocol), answer.get("rtmpServers", {})):
-        if isinstance(container, Mapping) and "server" in container and "streamKey" in container:
-            return ObsFields(str(container["server"]), str(container["streamKey"]))
-    for key in ("ingest", "servers", "urls"):
-        container = answer.get(key)
-        inner = container.get(protocol) if isinstance(container, Mapping) else None
-        if isinstance(inner, Mapping) and "server" in inner and "streamKey" in inner:
-            return ObsFields(str(inner["server"]), str(inner["streamKey"]))
-    url = str(answer["urls"][protocol])
-    server, _, key = url.rpartition("/")
+    fields = answer.get("obs", {}).get(protocol)
+    if isinstance(fields, Mapping) and fields.get("server") and fields.get("streamKey"):
+        return ObsFields(str(fields["server"]), str(fields["streamKey"]))
+    server, _, key = str(answer["urls"][protocol]).rpartition("/")
     return ObsFields(server, key)
 
 
