@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ def web_bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session", autouse=True)
-def matrix_table(request: pytest.FixtureRequest) -> Iterator[None]:
+def matrix_table(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[None]:
     """After the last cell: the whole matrix as a table, printed past pytest's capture (and kept as a file)."""
     yield
     if not RESULTS:
@@ -46,8 +47,8 @@ def matrix_table(request: pytest.FixtureRequest) -> Iterator[None]:
             reporter.write_line("Interop matrix (client x protocol x direction):")
             for line in text.splitlines():
                 reporter.write_line(line)
-    out = request.config.rootpath / ".pytest_cache" / "interop-matrix.md"
-    out.parent.mkdir(exist_ok=True)
+    # CI can keep the table as an artifact; otherwise it lands next to the run's temporary files
+    out = Path(os.environ.get("TRAX_INTEROP_TABLE") or tmp_path_factory.getbasetemp() / "interop-matrix.md")
     out.write_text(text + "\n")
 
 
