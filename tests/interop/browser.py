@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
 import subprocess
 import threading
 import time
@@ -97,7 +99,7 @@ async def run_page(bundle: Path, workdir: Path, query: Mapping[str, str], *, lim
     proc = await asyncio.create_subprocess_exec(
         chromium, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", f"{pages.origin}/page.html?{urlencode(query)}",
         stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.DEVNULL,
-        stderr=(workdir / f"{profile.name}.log").open("wb"),
+        stderr=(workdir / f"{profile.name}.log").open("wb"), start_new_session=True,
     )  # fmt: skip
     finished = asyncio.ensure_future(asyncio.to_thread(pages.finished.wait, limit))
     exited = asyncio.ensure_future(proc.wait())
@@ -108,8 +110,9 @@ async def run_page(bundle: Path, workdir: Path, query: Mapping[str, str], *, lim
             result["timeout"] = f"no final report within {limit:.0f}s (Chromium exit {proc.returncode})"
         return result
     finally:
-        if proc.returncode is None:
-            proc.kill()
+        # the whole group: Chromium's renderer and utility processes too
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(proc.pid, signal.SIGKILL)
         await proc.wait()
         exited.cancel()
         pages.finished.set()  # releases the waiting thread

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import re
 import signal
 from collections.abc import AsyncIterator, Sequence
@@ -38,16 +39,23 @@ class Client:
         return redact(" ".join(picked.split()))[:chars]
 
     async def stop(self, grace: float = 3.0) -> None:
-        """SIGINT first (gst-launch -e sends EOS, whip-client sends its DELETE), then SIGKILL."""
+        """SIGINT first (gst-launch -e sends EOS, whip-client sends its DELETE), then SIGKILL.
+
+        Signals go to the client's whole process group: a shell pipeline (ffmpeg | srt-live-transmit)
+        would otherwise leave its members running, and srt-live-transmit reconnects forever.
+        """
         if self.proc.returncode is None:
-            with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signal.SIGINT)
+            self._signal(signal.SIGINT)
             try:
                 await asyncio.wait_for(self.proc.wait(), grace)
             except TimeoutError:
-                with contextlib.suppress(ProcessLookupError):
-                    self.proc.kill()
+                self._signal(signal.SIGKILL)
                 await self.proc.wait()
+        self._signal(signal.SIGKILL)  # whatever of the group outlived its leader
+
+    def _signal(self, sig: signal.Signals) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(self.proc.pid, sig)
 
 
 @contextlib.asynccontextmanager
@@ -56,7 +64,7 @@ async def running(cmd: Sequence[str], name: str, workdir: Path, *, stdout: Path 
     out = stdout.open("wb") if stdout else asyncio.subprocess.DEVNULL
     try:
         proc = await asyncio.create_subprocess_exec(
-            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=log.open("wb")
+            *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=out, stderr=log.open("wb"), start_new_session=True
         )
         client = Client(proc, name, log)
         try:
@@ -72,7 +80,11 @@ async def run(cmd: Sequence[str], name: str, workdir: Path, limit: float) -> tup
     """Run to the end (or ``limit`` seconds, then stop it): return code (None when stopped), stdout, stderr tail."""
     log = workdir / f"{name}.log"
     proc = await asyncio.create_subprocess_exec(
-        *cmd, stdin=asyncio.subprocess.DEVNULL, stdout=asyncio.subprocess.PIPE, stderr=log.open("wb")
+        *cmd,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=log.open("wb"),
+        start_new_session=True,
     )
     client = Client(proc, name, log)
     assert proc.stdout is not None
