@@ -120,3 +120,8 @@ def gst_srt_read(creds: Mapping[str, Any]) -> list[str]:
 def slt_read(slt: str, creds: Mapping[str, Any]) -> list[str]:
     """srt-live-transmit as an SRT caller writing what it receives to stdout (a file the test decodes)."""
     return [slt, "-q", creds["urls"]["srt"], "file://con"]
+
+
+def rtmpdump_read(rtmpdump: str, protocol: str, creds: Mapping[str, Any]) -> list[str]:
+    """rtmpdump saving the live stream as FLV on stdout (the file the test decodes)."""
+    return [rtmpdump, "--live", "-r", creds["urls"][protocol], "-o", "-"]

@@ -50,6 +50,8 @@ READ = [
     Cell("GStreamer rtmpsrc (librtmp)", "rtmp", "read"),
     Cell("GStreamer rtmpsrc (librtmp)", "rtmps", "read"),
     Cell("GStreamer srtsrc", "srt", "read"),
+    Cell("rtmpdump (librtmp)", "rtmp", "read"),
+    Cell("rtmpdump (librtmp)", "rtmps", "read"),
     Cell("srt-live-transmit", "srt", "read"),
     Cell("Chromium @eyevinn/webrtc-player", "whep", "read"),
     Cell("Chromium @eyevinn/webrtc-player", "whep", "read, joins 10 s after a Chromium WHIP publish"),
@@ -201,13 +203,22 @@ def _reader(
             pipeline = clients.gst_rtmp_read(cell.client.split()[1], cell.protocol, read)
         return f"{await gst_frames(gst, pipeline, tmp, 'reader')} frames decoded"
 
-    async def slt_read() -> str:
-        received = tmp / "received.ts"
-        cmd = clients.slt_read(require_tool("srt-live-transmit"), read)
-        async with running(cmd, "srt-live-transmit", tmp, stdout=received):
-            await asyncio.sleep(4)  # ~100 frames at 25 fps on the wire
+    async def recorded(cmd: list[str], name: str, suffix: str) -> str:
+        """A client that saves what it receives: let it run 4 s (~100 frames), then ffmpeg decodes the file."""
+        received = tmp / f"received.{suffix}"
+        async with running(cmd, name, tmp, stdout=received) as client:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(client.proc.wait(), 4)
+            if client.proc.returncode not in (None, 0) and received.stat().st_size == 0:
+                raise AssertionError(f"{name} exited with {client.proc.returncode}: {client.tail()}")
         frames = await ffmpeg_frames(ffmpeg, str(received), tmp, "decode-received")
         return f"{frames} frames decoded from {received.stat().st_size} bytes received"
+
+    async def slt_read() -> str:
+        return await recorded(clients.slt_read(require_tool("srt-live-transmit"), read), "srt-live-transmit", "ts")
+
+    async def rtmpdump_read() -> str:
+        return await recorded(clients.rtmpdump_read(require_tool("rtmpdump"), cell.protocol, read), "rtmpdump", "flv")
 
     async def browser_read() -> str:
         assert bundle is not None
@@ -223,6 +234,8 @@ def _reader(
         return gst_read
     if cell.client == "srt-live-transmit":
         return slt_read
+    if cell.client == "rtmpdump (librtmp)":
+        return rtmpdump_read
     return browser_read
 
 
