@@ -58,10 +58,10 @@ READ = [
 ]
 
 LATE_JOIN_DELAY_S = 10
+LATE_JOIN_FIRST_FRAME_MS = 2000
 # Debian 12's whip-client links libsoup 2.4 while libnice (webrtcbin's ICE) pulls libsoup 3 through gupnp-igd:
 # the process aborts when webrtcbin loads, before any WHIP request (meetecho/simple-whip-client#13).
 LIBSOUP_CLASH = "Debian's simple-whip-client build mixes libsoup2 and libsoup3; see docs/interop.md"
-LATE_JOIN_FIRST_FRAME_MS = 2000
 
 
 def needs(cell: Cell) -> None:
