@@ -42,6 +42,10 @@ async def test_no_keyframes_is_visible_on_the_source(make_api: Any) -> None:
                 n += 1
                 await asyncio.sleep(0.04)
         assert body["status"] == "live" and body["statusReason"] == "no_keyframes"
+        # the producer's screen, stream-status, says it too
+        status = (await api.client.get(f"/v1/studios/{studio['id']}/stream-status", headers=auth)).json()
+        entry = next(s for s in status["sources"] if s["id"] == src["id"])
+        assert entry["status"] == "live" and entry["reason"] == "no_keyframes"
         pub.send(Packet(0, b"\x00\x00\x01\x65", n * 3600, n * 3600, True))
         async with asyncio.timeout(10):
             # cleared by the first keyframe

@@ -166,3 +166,27 @@ def test_only_aac_lc_48k_stereo_is_forwarded() -> None:
     assert not forwardable(Track(1, "audio", "aac", tb, extradata=bytes.fromhex("1210")))  # 44.1 kHz
     assert not forwardable(Track(1, "audio", "aac", tb, extradata=bytes.fromhex("1188")))  # mono
     assert not forwardable(Track(1, "audio", "opus", tb))
+
+
+async def test_a_whip_guest_s_aac_twin_is_forwarded_rather_than_its_opus_converted() -> None:
+    """A WHIP path carries Opus and the same sound as AAC (for RTMP readers): passthrough forwards the AAC."""
+    from trax.broadcast.passthrough import _Feed
+
+    hub = PathHub(None, idle_timeout=30)
+    tb = Fraction(1, 48000)
+    tracks = [
+        Track(0, "video", "h264", Fraction(1, 90000)),
+        Track(1, "audio", "opus", tb, sample_rate=48000, channels=2),
+        Track(2, "audio", "aac", tb, bytes.fromhex("1190"), sample_rate=48000, channels=2),
+    ]
+    assert forwardable(tracks[2])
+    pub = await hub.open_publisher(CAM_A, "whip", tracks)
+    reader = hub.open_reader(CAM_A)
+    try:
+        feed = _Feed(reader, 128_000)
+        assert feed.bind()
+        assert feed.audio is tracks[2] and feed.conformer is None, "no second Opus->AAC encode for the program"
+    finally:
+        reader.close()
+        await pub.close()
+        await hub.close()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from tests.interop.processes import decode_tail
@@ -81,19 +82,27 @@ def slt_publish(ffmpeg: str, slt: str, creds: Mapping[str, Any]) -> list[str]:
     return ["bash", "-c", f"set -o pipefail; {encoder} | exec {slt} -q -chunk:1316 file://con '{url}'"]
 
 
-def whip_client_publish(whip_client: str, creds: Mapping[str, Any]) -> list[str]:
-    """Debian's simple-whip-client (GStreamer webrtcbin): H.264 so RTMP/SRT readers get it as is, Opus audio."""
+WEBRTCBIN_WHIP = Path(__file__).parent.parent / "ingest" / "gst" / "webrtcbin_whip.py"
+
+
+def webrtcbin_publish(python: str, creds: Mapping[str, Any]) -> list[str]:
+    """GStreamer webrtcbin as a WHIP publisher: H.264 so RTMP/SRT readers get it as is, Opus audio.
+
+    Debian 12's ``simple-whip-client`` aborts at start (it links libsoup 2, GStreamer's webrtc/nice plugins libsoup 3),
+    so ``tests/ingest/gst/webrtcbin_whip.py`` drives the same element: webrtcbin does ICE, DTLS and RTP, the script
+    only carries the SDP over HTTP as RFC 9725 says.
+    """
     video = (
-        f"videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate={FPS}/1 ! videoconvert ! "
+        f"videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate={FPS}/1 ! videoconvert ! queue ! "
         f"x264enc tune=zerolatency speed-preset=ultrafast key-int-max={FPS} ! "
-        "video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=96 ssrc=2 ! "
+        "video/x-h264,profile=constrained-baseline ! rtph264pay config-interval=-1 pt=96 ! queue ! "
         "application/x-rtp,media=video,encoding-name=H264,payload=96"
     )
     audio = (
-        "audiotestsrc is-live=true ! audioconvert ! audioresample ! opusenc ! rtpopuspay pt=100 ssrc=1 ! "
-        "application/x-rtp,media=audio,encoding-name=OPUS,payload=100"
+        "audiotestsrc is-live=true ! audioconvert ! audioresample ! queue ! opusenc ! rtpopuspay pt=111 ! queue ! "
+        "application/x-rtp,media=audio,encoding-name=OPUS,payload=111"
     )
-    return [whip_client, "-u", creds["urls"]["whip"], "-t", creds["token"], "-V", video, "-A", audio, "-o"]
+    return [python, str(WEBRTCBIN_WHIP), creds["urls"]["whip"], creds["token"], video, audio]
 
 
 def ffmpeg_rtmp_reference(ffmpeg: str, creds: Mapping[str, Any]) -> list[str]:

@@ -105,6 +105,19 @@ class Trax:
         raise AssertionError(f"the source never went live within {within:.0f}s (status {status})")
 
 
+def own_address() -> list[str]:
+    """This machine's address on its default route (no packet is sent), or nothing when it has none."""
+    import socket
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+        try:
+            probe.connect(("192.0.2.1", 9))  # TEST-NET-1: only selects the outgoing interface
+            address = str(probe.getsockname()[0])
+        except OSError:
+            return []
+    return [] if address.startswith("127.") else [address]
+
+
 def interop_config(tmp: Path, *, srt: bool) -> tuple[dict[str, Any], dict[str, int]]:
     """``trax serve``'s deployment: every ingest transport on 127.0.0.1, RTMPS with a self-signed test certificate."""
     import socket
@@ -115,8 +128,9 @@ def interop_config(tmp: Path, *, srt: bool) -> tuple[dict[str, Any], dict[str, i
         "host": "127.0.0.1",
         "rtmp": {"enabled": True, "port": ports["rtmp"]},
         "rtmps": {"enabled": True, "port": ports["rtmps"], "certfile": str(certfile), "keyfile": str(keyfile)},
-        # ICE offers only loopback: the clients run on this machine and nothing should leave it
-        "whip": {"enabled": True, "port": ports["whip"], "host_candidates": ["127.0.0.1"]},
+        # ICE offers loopback, plus this machine's own address for libnice (webrtcbin), which never offers
+        # loopback candidates: every client runs on this machine, so nothing leaves it either way
+        "whip": {"enabled": True, "port": ports["whip"], "host_candidates": ["127.0.0.1", *own_address()]},
     }
     if srt:
         ports["srt"] = free_port(socket.SOCK_DGRAM)

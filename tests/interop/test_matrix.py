@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ PUBLISH = [
     Cell("GStreamer rtmpsink (librtmp)", "rtmps", "publish"),
     Cell("GStreamer srtsink", "srt", "publish"),
     Cell("srt-live-transmit", "srt", "publish"),
-    Cell("simple-whip-client (webrtcbin)", "whip", "publish"),
+    Cell("GStreamer webrtcbin", "whip", "publish"),
     Cell("Chromium @eyevinn/whip-web-client", "whip", "publish"),
 ]
 READ = [
@@ -59,9 +60,6 @@ READ = [
 
 LATE_JOIN_DELAY_S = 10
 LATE_JOIN_FIRST_FRAME_MS = 2000
-# Debian 12's whip-client links libsoup 2.4 while libnice (webrtcbin's ICE) pulls libsoup 3 through gupnp-igd:
-# the process aborts when webrtcbin loads, before any WHIP request (meetecho/simple-whip-client#13).
-LIBSOUP_CLASH = "Debian's simple-whip-client build mixes libsoup2 and libsoup3; see docs/interop.md"
 
 
 def needs(cell: Cell) -> None:
@@ -69,7 +67,7 @@ def needs(cell: Cell) -> None:
     require_tool("ffmpeg", why="the matrix's reference publisher and reader")
     if cell.protocol == "srt":
         require(libsrt.available(), "libsrt 1.5 is not installed (Debian libsrt1.5-openssl)")
-    if cell.client.startswith("GStreamer") or cell.client.startswith("simple-whip-client"):
+    if cell.client.startswith("GStreamer"):
         require_tool("gst-launch-1.0", why=f"{cell.client}")
     if cell.client == "srt-live-transmit":
         require_tool("srt-live-transmit", why="Debian srt-tools")
@@ -97,8 +95,6 @@ async def _ended(publisher: Any) -> str:
     if isinstance(publisher, Client):
         code = await publisher.proc.wait()
         why = publisher.tail() or "no error output"
-        if "libsoup2 symbols detected" in why:
-            why += f" [{LIBSOUP_CLASH}]"
         return f"{publisher.name} exited with {code}: {why}"
     while True:
         report = publisher()
@@ -157,8 +153,8 @@ def _publisher_cmd(cell: Cell, creds: dict[str, Any], ffmpeg: str) -> list[str]:
         return clients.gst_srt_publish(gst, creds)
     if cell.client == "srt-live-transmit":
         return clients.slt_publish(ffmpeg, require_tool("srt-live-transmit"), creds)
-    if cell.client.startswith("simple-whip-client"):
-        return clients.whip_client_publish(require_tool("whip-client", why="Debian simple-whip-client"), creds)
+    if cell.client == "GStreamer webrtcbin":
+        return clients.webrtcbin_publish(sys.executable, creds)
     raise AssertionError(f"no publisher for {cell}")
 
 

@@ -54,7 +54,9 @@ class _Feed:
             return False
         if self.video is None and self.unusable is None:
             self.video = next((t for t in pub.tracks if t.kind == "video"), None)
-            self.audio = next((t for t in pub.tracks if t.kind == "audio"), None)
+            audios = [t for t in pub.tracks if t.kind == "audio"]
+            # a WHIP guest carries Opus and, for readers like this one, the same sound as AAC: take what forwards
+            self.audio = next((t for t in audios if forwardable(t)), audios[0] if audios else None)
             if self.video is None or self.video.codec != "h264":
                 codec = self.video.codec if self.video is not None else "no video"
                 self.unusable = f"the source sends {codec}; passthrough forwards H.264 only (set passthrough: false)"

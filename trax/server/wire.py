@@ -207,7 +207,9 @@ class SourceState(Out):
     status: SourceStatusT
     name: str = ""
     kind: SourceKindT | None = None
-    reason: Annotated[str, Meta(description="Why the source is in error.")] | None = None
+    reason: (
+        Annotated[str, Meta(description="Why the source is in error, or a warning while live (`no_keyframes`).")] | None
+    ) = None
     media: SourceMediaOut | None = None
 
 

@@ -159,7 +159,8 @@ class StudioService:
             status=src.status,
             name=src.name,
             kind=src.kind,
-            reason=src.status_reason if src.status is SourceStatus.ERROR else None,
+            # an error says why; a live source may carry a warning (``no_keyframes``: nothing a reader can start on)
+            reason=src.status_reason if src.status in (SourceStatus.ERROR, SourceStatus.LIVE) else None,
             # only this process's hub is asked: with several processes, another may hold the publisher
             media=self._d.ingest.media(src.path) if live and self._d.ingest is not None else None,
         )
