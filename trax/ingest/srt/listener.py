@@ -104,7 +104,13 @@ class SrtTransport:
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
         self._stop.clear()
-        await asyncio.to_thread(self._open)
+        try:
+            await asyncio.to_thread(self._open)
+        except libsrt.SrtUnavailable as exc:
+            if not self.options.optional:
+                raise
+            log.warning("SRT is off: %s (ingest.srt.optional is set)", exc)
+            return
         self._accept_thread = threading.Thread(target=self._accept_loop, name="trax-srt-accept", daemon=True)
         self._accept_thread.start()
         log.info("SRT listening on %s:%d (libsrt %s)", self.host, self.port, self._require_lib().version)

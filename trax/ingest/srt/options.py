@@ -35,6 +35,9 @@ class SrtOptions(BaseModel):
     auth_timeout_seconds: float = Field(5.0, gt=0, le=60)
     """How long an accepted stream-key caller may wait for its key to be checked before it is closed; also how
     long a handshake libsrt accepted may take to reach ``srt_accept`` before its address slot is freed."""
+    optional: bool = False
+    """Without libsrt, leave SRT off with a warning instead of refusing to start (``configs/dev.yaml`` sets it, so
+    a first run works on a machine without libsrt)."""
     backlog: int = Field(64, ge=1, le=4096)
     peer_idle_timeout_ms: int = Field(5000, ge=1000, le=120_000)
     """A connection whose peer is silent this long is broken."""
