@@ -6,15 +6,14 @@ costs one ``accept`` and one ``close`` per excess connection and never a file de
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import time
 from typing import Any
 
+from trax.domain.addresses import address_key as client_key
+
 log = logging.getLogger("trax.http_door")
 
-_V6_PREFIX = 64
-"""An IPv6 client usually owns a whole /64 (SLAAC, privacy addresses), so one /64 counts as one address."""
 _WARN_EVERY_SECONDS = 10.0
 
 
@@ -22,15 +21,7 @@ def address_key(peer: Any) -> str:
     """The bucket of a peer (``transport.get_extra_info("peername")``): its IPv4 address or IPv6 /64."""
     if not isinstance(peer, tuple) or not peer:
         return "-"  # a Unix socket: one local client
-    try:
-        ip = ipaddress.ip_address(str(peer[0]).split("%", 1)[0])
-    except ValueError:
-        return str(peer[0])
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((ip, _V6_PREFIX), strict=False))
-    return str(ip)
+    return client_key(str(peer[0]))
 
 
 class Admission:

@@ -8,21 +8,9 @@ has a connection, so the table is bounded by the listener's own connection cap.
 
 from __future__ import annotations
 
-import ipaddress
 import threading
 
-
-def address_key(host: str) -> str:
-    """The unit a cap applies to: the IPv4 address, or the /64 an IPv6 address is in."""
-    try:
-        ip = ipaddress.ip_address(host.split("%", 1)[0])
-    except ValueError:
-        return host
-    if isinstance(ip, ipaddress.IPv6Address):
-        if ip.ipv4_mapped is not None:
-            return str(ip.ipv4_mapped)
-        return str(ipaddress.IPv6Network((int(ip) >> 64 << 64, 64)))
-    return str(ip)
+from trax.domain.addresses import address_key
 
 
 class AddressSlot:

@@ -204,6 +204,10 @@ class Publisher:
         )
         self.hub._status(self.path, SourceStatus.LIVE, NO_KEYFRAMES_REASON)
 
+    def cached_gop(self) -> tuple[Packet, ...]:
+        """The packets since the last video keyframe, as kept for late joiners (read-only; may be empty)."""
+        return tuple(self._gop)
+
     def request_keyframe(self) -> None:
         if self.on_keyframe_request is not None and self.key_track is not None:
             try:

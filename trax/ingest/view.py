@@ -11,6 +11,7 @@ import time
 
 from trax.domain.stream import SourceMedia
 from trax.ingest.hub import PathHub, Publisher
+from trax.ingest.media import Track
 
 
 class HubView:
@@ -41,7 +42,7 @@ def publisher_media(pub: Publisher) -> SourceMedia:
         video_codec=None if video is None else str(video.codec),
         width=None if video is None else video.width,
         height=None if video is None else video.height,
-        fps=None if video is None else _fps(pub, video.index),
+        fps=None if video is None else _fps(pub, video),
         bitrate=bitrate,
         audio_codec=None if audio is None else str(audio.codec),
         sample_rate=None if audio is None else audio.sample_rate,
@@ -49,18 +50,16 @@ def publisher_media(pub: Publisher) -> SourceMedia:
     )
 
 
-def _fps(pub: Publisher, track: int) -> float | None:
+def _fps(pub: Publisher, track: Track) -> float | None:
     """Frame rate from the cached group of pictures (frames over the time they span).
 
     The hub keeps no per-track counters and codecs rarely signal a rate, so the GOP the hub
     already holds for late joiners is the cheapest honest measure; ``None`` until it spans time.
     """
-    gop = [p for p in getattr(pub, "_gop", ()) if p.track == track]
-    tracks = {t.index: t for t in pub.tracks}
-    if len(gop) < 2:
+    stamps = sorted(p.pts for p in pub.cached_gop() if p.track == track.index)
+    if len(stamps) < 2:
         return None
-    stamps = sorted(p.pts for p in gop)
-    span = float((stamps[-1] - stamps[0]) * tracks[track].time_base)
+    span = float((stamps[-1] - stamps[0]) * track.time_base)
     if span <= 0:
         return None
     return round((len(stamps) - 1) / span, 2)

@@ -23,12 +23,12 @@ with O(1) eviction: they are keyed by what an attacker sends.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import secrets
 import time
 from collections import OrderedDict
 from collections.abc import Callable
 
+from trax.domain.addresses import address_key as client_key
 from trax.domain.errors import Unavailable
 from trax.interfaces import Decision, RateLimiter
 
@@ -43,16 +43,8 @@ GOOD_FOR_SECONDS = 600.0
 
 
 def address_key(host: str | None) -> str:
-    """The bucket name for a client address: the address itself, or its /64 for IPv6."""
-    if not host:
-        return "authfail:-"
-    if ":" in host:
-        try:
-            net = ipaddress.IPv6Network((host.split("%", 1)[0], 64), strict=False)
-        except ValueError:
-            return f"authfail:{host[:64]}"
-        return f"authfail:{net.network_address}/64"
-    return f"authfail:{host}"
+    """The bucket name for a client address (``trax.domain.addresses``: IPv6 by /64)."""
+    return f"authfail:{client_key(host) if host else '-'}"
 
 
 def _wait_for_one_token(decision: Decision, refill: float) -> float:
