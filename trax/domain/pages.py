@@ -1,4 +1,4 @@
-"""Keyset pages and their opaque, tamper-evident cursors (api-v1.md §4)."""
+"""Keyset pages and their opaque, tamper-evident cursors (docs/api.md, "Pages")."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The fixed scope vocabulary of api-v1.md §3. A ``*:write`` scope never implies ``*:read``."""
+"""The fixed scope vocabulary of /v1 (docs/api.md, "Scopes"). A ``*:write`` scope never implies ``*:read``."""
 
 from __future__ import annotations
 
