@@ -1,7 +1,7 @@
 """Headless Chromium publishes over WHIP from a page on another origin and plays it back over WHEP.
 
 Everything runs inside ``unshare -n`` (a network namespace with only ``lo``),
-so ICE can only use loopback, as in ingest-lab.md.
+so ICE can only use loopback.
 """
 
 from __future__ import annotations

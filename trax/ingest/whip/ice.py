@@ -1,8 +1,8 @@
 """ICE configuration: servers from config only, chosen host-candidate addresses, ``Link`` headers.
 
 aiortc falls back to a public STUN server when given no ICE servers, and
-aioice never offers 127.0.0.1 as a host candidate (ingest-lab.md gotchas 1
-and 2). Both are wrong for a server that must also work on loopback, so the
+aioice never offers 127.0.0.1 as a host candidate (both seen in our lab runs).
+Both are wrong for a server that must also work on loopback, so the
 configuration is always explicit here. aioice reads host addresses from a
 module-level function; :class:`HostCandidates` swaps it for the configured
 list while the transport runs and puts the original back on stop.
